@@ -1,0 +1,15 @@
+#pragma once
+// Authentication of API requests: HTTP Basic with an account SID and its auth token, or an API key SID
+// (SK...) and its secret. Secrets are compared in constant time. Thread-safe (reads an immutable Config).
+#include "daemon/config/config.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace notifyd::api {
+
+// The SID of the account the Authorization header proves, or nullopt.
+std::optional<std::string> authenticate(const Config& config, std::string_view authorization_header);
+
+}  // namespace notifyd::api

@@ -1,0 +1,213 @@
+#include "daemon/api/router.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+
+#include "daemon/api/auth.hpp"
+#include "daemon/api/render.hpp"
+#include "daemon/model/log.hpp"
+
+namespace notifyd::api {
+namespace {
+
+struct MethodHandler {
+  std::string_view method;
+  ResourceHandler handler;
+};
+
+// A path pattern: literal segments, and "*" for a {Sid} placeholder.
+struct Route {
+  std::vector<std::string_view> segments;
+  std::vector<MethodHandler> methods;
+};
+
+const std::vector<Route>& routes() {
+  static const std::vector<Route> kRoutes = {
+      {{"v1", "Credentials"}, {{"GET", list_credentials}, {"POST", create_credential}}},
+      {{"v1", "Credentials", "*"},
+       {{"GET", fetch_credential}, {"POST", update_credential}, {"DELETE", delete_credential}}},
+      {{"v1", "Services"}, {{"GET", list_services}, {"POST", create_service}}},
+      {{"v1", "Services", "*"}, {{"GET", fetch_service}, {"POST", update_service}, {"DELETE", delete_service}}},
+      {{"v1", "Services", "*", "Bindings"}, {{"GET", list_bindings}, {"POST", create_binding}}},
+      {{"v1", "Services", "*", "Bindings", "*"}, {{"GET", fetch_binding}, {"DELETE", delete_binding}}},
+      {{"conversations", "v1", "Services", "*", "Bindings"}, {{"GET", list_conversations_bindings}}},
+      {{"conversations", "v1", "Services", "*", "Bindings", "*"},
+       {{"GET", fetch_conversations_binding}, {"DELETE", delete_conversations_binding}}},
+  };
+  return kRoutes;
+}
+
+// Splits "/a/b/c" into segments; nullopt for anything but a clean absolute path (no empty
+// segments from "//" or a trailing "/", no dot-segments): such paths are 404, never normalised.
+std::optional<std::vector<std::string_view>> split_path(std::string_view path) {
+  if (path.empty() || path[0] != '/') return std::nullopt;
+  std::vector<std::string_view> out;
+  std::size_t pos = 1;
+  if (path.size() == 1) return out;
+  while (pos <= path.size()) {
+    auto end = path.find('/', pos);
+    if (end == std::string_view::npos) end = path.size();
+    auto seg = path.substr(pos, end - pos);
+    if (seg.empty() || seg == "." || seg == "..") return std::nullopt;
+    out.push_back(seg);
+    pos = end + 1;
+  }
+  return out;
+}
+
+const Route* match(const std::vector<std::string_view>& segments, std::vector<std::string>& params) {
+  for (const auto& route : routes()) {
+    if (route.segments.size() != segments.size()) continue;
+    std::vector<std::string> found;
+    bool ok = true;
+    for (std::size_t i = 0; i < segments.size() && ok; ++i) {
+      if (route.segments[i] == "*") {
+        found.emplace_back(segments[i]);
+      } else {
+        ok = route.segments[i] == segments[i];
+      }
+    }
+    if (ok) {
+      params = std::move(found);
+      return &route;
+    }
+  }
+  return nullptr;
+}
+
+http::Response json(unsigned status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+// Runs one resource handler on the worker pool (a coroutine with parameters by value, so nothing it
+// uses dies before it finishes).
+boost::asio::awaitable<Result<ResourceResponse>> run_handler(ResourceHandler handler, Store* store,
+                                                             std::shared_ptr<ResourceRequest> request) {
+  try {
+    co_return handler(*store, *request);
+  } catch (const std::exception& e) {
+    module_logger("api")->error("{} {}: handler failed: {}", request->method, request->path, e.what());
+    co_return internal_error("Internal error");
+  }
+}
+
+}  // namespace
+
+struct Router::Impl {
+  mutable std::mutex config_mu;
+  std::shared_ptr<const Config> config;
+  Store& store;
+  boost::asio::thread_pool workers;
+  std::atomic<bool> ready{false};
+
+  Impl(std::shared_ptr<const Config> c, Store& s, unsigned n) : config(std::move(c)), store(s), workers(n) {}
+};
+
+Router::Router(std::shared_ptr<const Config> config, Store& store, unsigned workers)
+    : impl_(std::make_unique<Impl>(std::move(config), store, workers)) {}
+
+Router::~Router() {
+  impl_->workers.join();
+}
+
+void Router::set_config(std::shared_ptr<const Config> config) {
+  std::lock_guard lk(impl_->config_mu);
+  impl_->config = std::move(config);
+}
+
+void Router::set_ready(bool ready) { impl_->ready = ready; }
+
+std::shared_ptr<const Config> Router::config() const {
+  std::lock_guard lk(impl_->config_mu);
+  return impl_->config;
+}
+
+std::size_t Router::body_limit(std::string_view, std::string_view) const { return config()->server.max_body_bytes; }
+
+http::Response Router::error_response(const ApiError& error) const {
+  auto r = json(static_cast<unsigned>(error.status), boost::json::serialize(render_error(error)));
+  if (error.status == 401) r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"Twilio API\"");
+  return r;
+}
+
+boost::asio::awaitable<http::Response> Router::handle(http::Request request) {
+  auto cfg = config();
+  std::string_view target = request.target;
+  auto qpos = target.find('?');
+  std::string path(target.substr(0, qpos));
+  std::string_view raw_query = qpos == std::string_view::npos ? std::string_view() : target.substr(qpos + 1);
+
+  if (path == "/healthz") {
+    if (request.method != "GET") {
+      auto r = error_response({405, codes::kMethodNotAllowed, "Method not allowed"});
+      r.headers.emplace_back("Allow", "GET");
+      co_return r;
+    }
+    if (!impl_->ready) co_return json(503, R"({"status":"starting"})");
+    co_return json(200, R"({"status":"ok"})");
+  }
+
+  // Authentication comes before anything else: an unknown path is 401, not 404, to a stranger.
+  auto account = authenticate(*cfg, request.authorization);
+  if (!account) {
+    co_return error_response({401, codes::kAuthenticationFailed, "Authentication Error - invalid username"});
+  }
+
+  auto segments = split_path(path);
+  std::vector<std::string> params;
+  const Route* route = segments ? match(*segments, params) : nullptr;
+  if (!route) co_return error_response(not_found(path));
+
+  ResourceHandler handler = nullptr;
+  std::string allow;
+  for (const auto& m : route->methods) {
+    if (m.method == request.method) handler = m.handler;
+    allow += (allow.empty() ? "" : ", ") + std::string(m.method);
+  }
+  if (!handler) {
+    auto r = error_response({405, codes::kMethodNotAllowed, "Method " + request.method + " not allowed on " + path});
+    r.headers.emplace_back("Allow", allow);
+    co_return r;
+  }
+
+  auto resource_request = std::make_shared<ResourceRequest>();
+  resource_request->account_sid = *account;
+  resource_request->method = request.method;
+  resource_request->path = path;
+  resource_request->params = std::move(params);
+  resource_request->public_url = cfg->server.public_url;
+  auto query = FormParams::parse(raw_query);
+  if (!query) co_return error_response(query.error());
+  resource_request->query = std::move(*query);
+  if (request.method == "POST") {
+    auto form = FormParams::parse(request.body);
+    if (!form) co_return error_response(form.error());
+    resource_request->form = std::move(*form);
+  }
+
+  auto result = co_await boost::asio::co_spawn(impl_->workers, run_handler(handler, &impl_->store, resource_request),
+                                                boost::asio::use_awaitable);
+  if (!result) {
+    ApiError e = result.error();
+    if (e.status == 404 && e.message.empty()) e = not_found(path);
+    if (e.status >= 500) module_logger("api")->error("{} {}: {}", request.method, path, e.message);
+    co_return error_response(e);
+  }
+  http::Response r;
+  r.status = result->status;
+  r.body = std::move(result->body);
+  if (r.status == 204) r.content_type.clear();
+  co_return r;
+}
+
+}  // namespace notifyd::api

@@ -1,0 +1,37 @@
+#pragma once
+// Router: the http::Handler of the API. Matches paths exactly, authenticates (before anything else, so a
+// 401 comes before a 404), decodes forms, and runs the resource handler on the store worker pool.
+// Owned by the app; handle() runs on a connection's I/O thread and never blocks it. Turns every
+// ApiError into Twilio's JSON error body; nothing escapes as an exception.
+#include "daemon/api/resource.hpp"
+#include "daemon/config/config.hpp"
+#include "daemon/http/server.hpp"
+
+#include <memory>
+#include <mutex>
+
+namespace notifyd::api {
+
+class Router final : public http::Handler {
+ public:
+  // `workers` threads run resource handlers (and so every store call).
+  Router(std::shared_ptr<const Config> config, Store& store, unsigned workers);
+  ~Router() override;
+
+  boost::asio::awaitable<http::Response> handle(http::Request request) override;
+  std::size_t body_limit(std::string_view method, std::string_view target) const override;
+  http::Response error_response(const ApiError& error) const override;
+
+  // Swaps in a new configuration (accounts, keys, public_url) for requests that start afterwards.
+  void set_config(std::shared_ptr<const Config> config);
+  // /healthz answers 200 only once this is set (store open, listener up).
+  void set_ready(bool ready);
+
+ private:
+  std::shared_ptr<const Config> config() const;
+
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace notifyd::api

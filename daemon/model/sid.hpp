@@ -1,0 +1,12 @@
+#pragma once
+// SIDs (two-letter prefix + 32 lowercase hex from OpenSSL's CSPRNG) and their syntax check. Thread-safe.
+#include <string>
+#include <string_view>
+
+namespace notifyd {
+
+std::string make_sid(std::string_view prefix);
+// True when `s` is `prefix` followed by exactly 32 hex digits (either case, as the spec's patterns allow).
+bool is_sid(std::string_view s, std::string_view prefix);
+
+}  // namespace notifyd

@@ -1,0 +1,614 @@
+#include "daemon/store/sqlite/sqlite_store.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "daemon/model/log.hpp"
+#include "daemon/store/sqlite/migrations.hpp"
+#include "daemon/store/sqlite/sqlite_db.hpp"
+
+namespace notifyd::sqlite {
+namespace {
+
+auto store_log() { return module_logger("store"); }
+
+constexpr const char* kCredentialColumns =
+    "seq, sid, account_sid, friendly_name, type, sandbox, certificate, private_key, secret, apn_topic, "
+    "apn_key_id, apn_team_id, fcm_project_id, date_created, date_updated";
+
+constexpr const char* kServiceColumns =
+    "seq, sid, account_sid, friendly_name, apn_credential_sid, gcm_credential_sid, fcm_credential_sid, "
+    "messaging_service_sid, facebook_messenger_page_id, default_apn_notification_protocol_version, "
+    "default_gcm_notification_protocol_version, default_fcm_notification_protocol_version, "
+    "default_alexa_notification_protocol_version, log_enabled, alexa_skill_id, delivery_callback_url, "
+    "delivery_callback_enabled, date_created, date_updated";
+
+constexpr const char* kBindingColumns =
+    "seq, sid, account_sid, service_sid, credential_sid, identity, binding_type, address, tags, "
+    "notification_protocol_version, endpoint, date_created, date_updated";
+
+CredentialRecord read_credential(const Stmt& s) {
+  CredentialRecord r;
+  r.seq = s.column_int(0);
+  r.sid = s.column_text(1);
+  r.account_sid = s.column_text(2);
+  r.friendly_name = s.column_optional_text(3);
+  r.type = s.column_text(4);
+  r.sandbox = s.column_int(5) != 0;
+  r.certificate = s.column_text(6);
+  r.private_key = s.column_text(7);
+  r.secret = s.column_text(8);
+  r.apn_topic = s.column_text(9);
+  r.apn_key_id = s.column_text(10);
+  r.apn_team_id = s.column_text(11);
+  r.fcm_project_id = s.column_text(12);
+  r.date_created = s.column_int(13);
+  r.date_updated = s.column_int(14);
+  return r;
+}
+
+// Binds the columns after seq, in kCredentialColumns order, from index `first`.
+void bind_credential(Stmt& s, const CredentialRecord& r, int first) {
+  s.bind(first, std::string_view(r.sid))
+      .bind(first + 1, std::string_view(r.account_sid))
+      .bind(first + 2, r.friendly_name)
+      .bind(first + 3, std::string_view(r.type))
+      .bind(first + 4, std::int64_t{r.sandbox})
+      .bind(first + 5, std::string_view(r.certificate))
+      .bind(first + 6, std::string_view(r.private_key))
+      .bind(first + 7, std::string_view(r.secret))
+      .bind(first + 8, std::string_view(r.apn_topic))
+      .bind(first + 9, std::string_view(r.apn_key_id))
+      .bind(first + 10, std::string_view(r.apn_team_id))
+      .bind(first + 11, std::string_view(r.fcm_project_id))
+      .bind(first + 12, r.date_created)
+      .bind(first + 13, r.date_updated);
+}
+
+ServiceRecord read_service(const Stmt& s) {
+  ServiceRecord r;
+  r.seq = s.column_int(0);
+  r.sid = s.column_text(1);
+  r.account_sid = s.column_text(2);
+  r.friendly_name = s.column_optional_text(3);
+  r.apn_credential_sid = s.column_optional_text(4);
+  r.gcm_credential_sid = s.column_optional_text(5);
+  r.fcm_credential_sid = s.column_optional_text(6);
+  r.messaging_service_sid = s.column_optional_text(7);
+  r.facebook_messenger_page_id = s.column_optional_text(8);
+  r.default_apn_notification_protocol_version = s.column_text(9);
+  r.default_gcm_notification_protocol_version = s.column_text(10);
+  r.default_fcm_notification_protocol_version = s.column_text(11);
+  r.default_alexa_notification_protocol_version = s.column_text(12);
+  r.log_enabled = s.column_int(13) != 0;
+  r.alexa_skill_id = s.column_optional_text(14);
+  r.delivery_callback_url = s.column_optional_text(15);
+  r.delivery_callback_enabled = s.column_int(16) != 0;
+  r.date_created = s.column_int(17);
+  r.date_updated = s.column_int(18);
+  return r;
+}
+
+void bind_service(Stmt& s, const ServiceRecord& r, int first) {
+  s.bind(first, std::string_view(r.sid))
+      .bind(first + 1, std::string_view(r.account_sid))
+      .bind(first + 2, r.friendly_name)
+      .bind(first + 3, r.apn_credential_sid)
+      .bind(first + 4, r.gcm_credential_sid)
+      .bind(first + 5, r.fcm_credential_sid)
+      .bind(first + 6, r.messaging_service_sid)
+      .bind(first + 7, r.facebook_messenger_page_id)
+      .bind(first + 8, std::string_view(r.default_apn_notification_protocol_version))
+      .bind(first + 9, std::string_view(r.default_gcm_notification_protocol_version))
+      .bind(first + 10, std::string_view(r.default_fcm_notification_protocol_version))
+      .bind(first + 11, std::string_view(r.default_alexa_notification_protocol_version))
+      .bind(first + 12, std::int64_t{r.log_enabled})
+      .bind(first + 13, r.alexa_skill_id)
+      .bind(first + 14, r.delivery_callback_url)
+      .bind(first + 15, std::int64_t{r.delivery_callback_enabled})
+      .bind(first + 16, r.date_created)
+      .bind(first + 17, r.date_updated);
+}
+
+std::string tags_to_json(const std::vector<std::string>& tags) {
+  boost::json::array a;
+  for (const auto& t : tags) a.emplace_back(t);
+  return boost::json::serialize(a);
+}
+
+std::vector<std::string> tags_from_json(const std::string& text) {
+  std::vector<std::string> tags;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  if (ec || !v.is_array()) return tags;
+  for (const auto& t : v.as_array()) {
+    if (t.is_string()) tags.emplace_back(t.as_string());
+  }
+  return tags;
+}
+
+BindingRecord read_binding(const Stmt& s) {
+  BindingRecord r;
+  r.seq = s.column_int(0);
+  r.sid = s.column_text(1);
+  r.account_sid = s.column_text(2);
+  r.service_sid = s.column_text(3);
+  r.credential_sid = s.column_optional_text(4);
+  r.identity = s.column_text(5);
+  r.binding_type = s.column_text(6);
+  r.address = s.column_text(7);
+  r.tags = tags_from_json(s.column_text(8));
+  r.notification_protocol_version = s.column_text(9);
+  r.endpoint = s.column_optional_text(10);
+  r.date_created = s.column_int(11);
+  r.date_updated = s.column_int(12);
+  return r;
+}
+
+std::string placeholders(std::size_t n) {
+  std::string p;
+  for (std::size_t i = 0; i < n; ++i) p += i ? ",?" : "?";
+  return p;
+}
+
+// A keyset page query: `where` already holds the filter; binds come from `bind_filter`, which
+// returns the next free index. Fetches one row more than asked to learn whether more exist.
+template <class T, class ReadRow, class BindFilter>
+Page<T> run_page_query(Db& db, const std::string& table, const char* columns, std::string where,
+                       const PageRequest& page, ReadRow read_row, BindFilter bind_filter) {
+  bool backward = page.cursor && page.cursor->backward;
+  if (page.cursor) where += backward ? " AND seq < ?" : " AND seq > ?";
+  std::string sql = std::string("SELECT ") + columns + " FROM " + table + " WHERE " + where + " ORDER BY seq " +
+                    (backward ? "DESC" : "ASC") + " LIMIT ?";
+  auto& stmt = db.prepare(sql);
+  int next = bind_filter(stmt);
+  if (page.cursor) stmt.bind(next++, page.cursor->seq);
+  stmt.bind(next, static_cast<std::int64_t>(page.size + 1));
+  Page<T> out;
+  while (stmt.step()) {
+    if (out.items.size() == page.size) {
+      out.more = true;
+      break;
+    }
+    out.items.push_back(read_row(stmt));
+  }
+  stmt.reset();
+  if (backward) std::reverse(out.items.begin(), out.items.end());
+  return out;
+}
+
+struct WriteJob {
+  std::function<bool(Db&)> run;                // true: keep its changes
+  std::function<void(bool committed)> finish;  // after the batch's COMMIT (or its failure)
+};
+
+}  // namespace
+
+struct SqliteStore::Impl {
+  SqliteOptions options;
+  std::unique_ptr<Db> writer_db;
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::deque<WriteJob> queue;
+  bool stopping = false;
+  std::thread writer;
+  std::atomic<std::uint64_t> commits{0};
+
+  std::mutex readers_mu;
+  std::vector<std::unique_ptr<Db>> idle_readers;
+
+  void writer_loop();
+
+  // Runs `fn` in the next group commit and waits until that commit is durable (or failed).
+  template <class T>
+  Result<T> write(const std::function<Result<T>(Db&)>& fn) {
+    std::optional<Result<T>> out;
+    std::mutex done_mu;
+    std::condition_variable done_cv;
+    bool done = false;
+    WriteJob job{[&](Db& db) {
+                   try {
+                     out.emplace(fn(db));
+                   } catch (const std::exception& e) {
+                     store_log()->error("write failed: {}", e.what());
+                     out.emplace(internal_error("The store failed to write"));
+                   }
+                   return out->has_value();
+                 },
+                 [&](bool committed) {
+                   if (!committed && out && out->has_value()) {
+                     out.emplace(internal_error("The store failed to commit"));
+                   }
+                   std::lock_guard lk(done_mu);
+                   done = true;
+                   done_cv.notify_one();
+                 }};
+    {
+      std::lock_guard lk(queue_mu);
+      if (stopping) return internal_error("The store is closing");
+      queue.push_back(std::move(job));
+    }
+    queue_cv.notify_one();
+    std::unique_lock lk(done_mu);
+    done_cv.wait(lk, [&] { return done; });
+    if (!out) return internal_error("The store failed to write");
+    return std::move(*out);
+  }
+
+  template <class T>
+  Result<T> read(const std::function<Result<T>(Db&)>& fn) {
+    std::unique_ptr<Db> db;
+    {
+      std::lock_guard lk(readers_mu);
+      if (!idle_readers.empty()) {
+        db = std::move(idle_readers.back());
+        idle_readers.pop_back();
+      }
+    }
+    try {
+      if (!db) db = std::make_unique<Db>(options.path, false);
+      Result<T> r = fn(*db);
+      std::lock_guard lk(readers_mu);
+      idle_readers.push_back(std::move(db));
+      return r;
+    } catch (const std::exception& e) {
+      // The connection may be in an unknown state: drop it rather than return it to the pool.
+      store_log()->error("read failed: {}", e.what());
+      return internal_error("The store failed to read");
+    }
+  }
+};
+
+void SqliteStore::Impl::writer_loop() {
+  std::vector<WriteJob> batch;
+  for (;;) {
+    batch.clear();
+    {
+      std::unique_lock lk(queue_mu);
+      queue_cv.wait(lk, [&] { return stopping || !queue.empty(); });
+      if (queue.empty()) return;  // stopping, and every queued write is done
+      while (!queue.empty() && batch.size() < options.max_batch) {
+        batch.push_back(std::move(queue.front()));
+        queue.pop_front();
+      }
+    }
+    Db& db = *writer_db;
+    bool committed = false;
+    try {
+      db.prepare("BEGIN IMMEDIATE").run();
+      for (auto& job : batch) {
+        db.prepare("SAVEPOINT w").run();
+        if (job.run(db)) {
+          db.prepare("RELEASE w").run();
+        } else {
+          db.prepare("ROLLBACK TO w").run();
+          db.prepare("RELEASE w").run();
+        }
+      }
+      db.prepare("COMMIT").run();
+      committed = true;
+      commits.fetch_add(1, std::memory_order_relaxed);
+    } catch (const std::exception& e) {
+      store_log()->error("group commit of {} writes failed: {}", batch.size(), e.what());
+      try {
+        db.exec("ROLLBACK");
+      } catch (const std::exception& rollback_error) {
+        store_log()->error("rollback failed: {}", rollback_error.what());
+      }
+    }
+    for (auto& job : batch) job.finish(committed);
+  }
+}
+
+SqliteStore::SqliteStore(SqliteOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  auto parent = std::filesystem::path(impl_->options.path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  impl_->writer_db = std::make_unique<Db>(impl_->options.path, true);
+  int version = migrate(*impl_->writer_db);
+  store_log()->info("sqlite store open at {} (schema version {})", impl_->options.path, version);
+  impl_->writer = std::thread([impl = impl_.get()] { impl->writer_loop(); });
+}
+
+SqliteStore::~SqliteStore() {
+  {
+    std::lock_guard lk(impl_->queue_mu);
+    impl_->stopping = true;
+  }
+  impl_->queue_cv.notify_all();
+  if (impl_->writer.joinable()) impl_->writer.join();
+}
+
+std::uint64_t SqliteStore::commit_count() const { return impl_->commits.load(std::memory_order_relaxed); }
+
+// ---- credentials
+
+Result<CredentialRecord> SqliteStore::insert_credential(CredentialRecord credential) {
+  return impl_->write<CredentialRecord>([&](Db& db) -> Result<CredentialRecord> {
+    auto& s = db.prepare(std::string("INSERT INTO credentials (") + kCredentialColumns +
+                         ") VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    bind_credential(s, credential, 1);
+    s.run();
+    CredentialRecord out = credential;
+    out.seq = db.last_insert_rowid();
+    return out;
+  });
+}
+
+namespace {
+std::optional<CredentialRecord> select_credential(Db& db, std::string_view account_sid, std::string_view sid) {
+  auto& s = db.prepare(std::string("SELECT ") + kCredentialColumns +
+                       " FROM credentials WHERE sid = ? AND account_sid = ?");
+  s.bind(1, sid).bind(2, account_sid);
+  std::optional<CredentialRecord> r;
+  if (s.step()) r = read_credential(s);
+  s.reset();
+  return r;
+}
+
+std::optional<ServiceRecord> select_service(Db& db, std::string_view account_sid, std::string_view sid) {
+  auto& s =
+      db.prepare(std::string("SELECT ") + kServiceColumns + " FROM services WHERE sid = ? AND account_sid = ?");
+  s.bind(1, sid).bind(2, account_sid);
+  std::optional<ServiceRecord> r;
+  if (s.step()) r = read_service(s);
+  s.reset();
+  return r;
+}
+}  // namespace
+
+Result<CredentialRecord> SqliteStore::find_credential(std::string_view account_sid, std::string_view sid) {
+  return impl_->read<CredentialRecord>([&](Db& db) -> Result<CredentialRecord> {
+    if (auto r = select_credential(db, account_sid, sid)) return *r;
+    return store_not_found();
+  });
+}
+
+Result<CredentialRecord> SqliteStore::update_credential(std::string_view account_sid, std::string_view sid,
+                                                        std::function<Status(CredentialRecord&)> change) {
+  return impl_->write<CredentialRecord>([&](Db& db) -> Result<CredentialRecord> {
+    auto current = select_credential(db, account_sid, sid);
+    if (!current) return store_not_found();
+    if (auto st = change(*current); !st) return st.error();
+    auto& s = db.prepare(
+        "UPDATE credentials SET sid=?, account_sid=?, friendly_name=?, type=?, sandbox=?, certificate=?, "
+        "private_key=?, secret=?, apn_topic=?, apn_key_id=?, apn_team_id=?, fcm_project_id=?, date_created=?, "
+        "date_updated=? WHERE seq=?");
+    bind_credential(s, *current, 1);
+    s.bind(15, current->seq);
+    s.run();
+    return *current;
+  });
+}
+
+Status SqliteStore::delete_credential(std::string_view account_sid, std::string_view sid) {
+  return impl_->write<void>([&](Db& db) -> Status {
+    if (!select_credential(db, account_sid, sid)) return store_not_found();
+    for (const char* column : {"apn_credential_sid", "gcm_credential_sid", "fcm_credential_sid"}) {
+      std::string c(column);
+      db.prepare("UPDATE services SET " + c + " = NULL WHERE account_sid = ? AND " + c + " = ?")
+          .bind(1, account_sid)
+          .bind(2, sid)
+          .run();
+    }
+    db.prepare("UPDATE bindings SET credential_sid = NULL WHERE credential_sid = ? AND account_sid = ?")
+        .bind(1, sid)
+        .bind(2, account_sid)
+        .run();
+    db.prepare("DELETE FROM credentials WHERE sid = ? AND account_sid = ?").bind(1, sid).bind(2, account_sid).run();
+    return {};
+  });
+}
+
+Result<Page<CredentialRecord>> SqliteStore::list_credentials(std::string_view account_sid, PageRequest page) {
+  return impl_->read<Page<CredentialRecord>>([&](Db& db) -> Result<Page<CredentialRecord>> {
+    return run_page_query<CredentialRecord>(db, "credentials", kCredentialColumns, "account_sid = ?", page,
+                                            read_credential, [&](Stmt& s) {
+                                              s.bind(1, account_sid);
+                                              return 2;
+                                            });
+  });
+}
+
+// ---- services
+
+Result<ServiceRecord> SqliteStore::insert_service(ServiceRecord service) {
+  return impl_->write<ServiceRecord>([&](Db& db) -> Result<ServiceRecord> {
+    auto& s = db.prepare(std::string("INSERT INTO services (") + kServiceColumns +
+                         ") VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    bind_service(s, service, 1);
+    s.run();
+    ServiceRecord out = service;
+    out.seq = db.last_insert_rowid();
+    return out;
+  });
+}
+
+Result<ServiceRecord> SqliteStore::find_service(std::string_view account_sid, std::string_view sid) {
+  return impl_->read<ServiceRecord>([&](Db& db) -> Result<ServiceRecord> {
+    if (auto r = select_service(db, account_sid, sid)) return *r;
+    return store_not_found();
+  });
+}
+
+Result<ServiceRecord> SqliteStore::update_service(std::string_view account_sid, std::string_view sid,
+                                                  std::function<Status(ServiceRecord&)> change) {
+  return impl_->write<ServiceRecord>([&](Db& db) -> Result<ServiceRecord> {
+    auto current = select_service(db, account_sid, sid);
+    if (!current) return store_not_found();
+    if (auto st = change(*current); !st) return st.error();
+    auto& s = db.prepare(
+        "UPDATE services SET sid=?, account_sid=?, friendly_name=?, apn_credential_sid=?, gcm_credential_sid=?, "
+        "fcm_credential_sid=?, messaging_service_sid=?, facebook_messenger_page_id=?, "
+        "default_apn_notification_protocol_version=?, default_gcm_notification_protocol_version=?, "
+        "default_fcm_notification_protocol_version=?, default_alexa_notification_protocol_version=?, "
+        "log_enabled=?, alexa_skill_id=?, delivery_callback_url=?, delivery_callback_enabled=?, date_created=?, "
+        "date_updated=? WHERE seq=?");
+    bind_service(s, *current, 1);
+    s.bind(19, current->seq);
+    s.run();
+    return *current;
+  });
+}
+
+Status SqliteStore::delete_service(std::string_view account_sid, std::string_view sid) {
+  return impl_->write<void>([&](Db& db) -> Status {
+    if (!select_service(db, account_sid, sid)) return store_not_found();
+    db.prepare("DELETE FROM binding_tags WHERE service_sid = ?").bind(1, sid).run();
+    db.prepare("DELETE FROM bindings WHERE service_sid = ?").bind(1, sid).run();
+    db.prepare("DELETE FROM services WHERE sid = ? AND account_sid = ?").bind(1, sid).bind(2, account_sid).run();
+    return {};
+  });
+}
+
+Result<Page<ServiceRecord>> SqliteStore::list_services(std::string_view account_sid,
+                                                       std::optional<std::string> friendly_name, PageRequest page) {
+  return impl_->read<Page<ServiceRecord>>([&](Db& db) -> Result<Page<ServiceRecord>> {
+    std::string where = friendly_name ? "account_sid = ? AND friendly_name = ?" : "account_sid = ?";
+    return run_page_query<ServiceRecord>(db, "services", kServiceColumns, where, page, read_service,
+                                         [&](Stmt& s) {
+                                           s.bind(1, account_sid);
+                                           if (friendly_name) s.bind(2, std::string_view(*friendly_name));
+                                           return friendly_name ? 3 : 2;
+                                         });
+  });
+}
+
+// ---- bindings
+
+namespace {
+std::optional<BindingRecord> select_binding(Db& db, std::string_view account_sid, std::string_view service_sid,
+                                            std::string_view sid) {
+  auto& s = db.prepare(std::string("SELECT ") + kBindingColumns +
+                       " FROM bindings WHERE sid = ? AND service_sid = ? AND account_sid = ?");
+  s.bind(1, sid).bind(2, service_sid).bind(3, account_sid);
+  std::optional<BindingRecord> r;
+  if (s.step()) r = read_binding(s);
+  s.reset();
+  return r;
+}
+
+void delete_binding_row(Db& db, std::int64_t seq) {
+  db.prepare("DELETE FROM bindings WHERE seq = ?").bind(1, seq).run();  // tags go by ON DELETE CASCADE
+}
+}  // namespace
+
+Result<BindingInsert> SqliteStore::insert_binding(BindingRecord binding) {
+  return impl_->write<BindingInsert>([&](Db& db) -> Result<BindingInsert> {
+    if (!select_service(db, binding.account_sid, binding.service_sid)) return store_not_found();
+    BindingInsert out;
+
+    auto& same = db.prepare("SELECT seq, sid FROM bindings WHERE service_sid = ? AND binding_type = ? AND address = ?");
+    same.bind(1, std::string_view(binding.service_sid))
+        .bind(2, std::string_view(binding.binding_type))
+        .bind(3, std::string_view(binding.address));
+    std::optional<std::int64_t> replaced_seq;
+    if (same.step()) {
+      replaced_seq = same.column_int(0);
+      out.replaced_sid = same.column_text(1);
+    }
+    same.reset();
+    if (replaced_seq) delete_binding_row(db, *replaced_seq);
+
+    // Keep at most kMaxBindingsPerIdentity, counting the one being added: evict the oldest.
+    auto& of_identity = db.prepare("SELECT seq, sid FROM bindings WHERE service_sid = ? AND identity = ? ORDER BY seq");
+    of_identity.bind(1, std::string_view(binding.service_sid)).bind(2, std::string_view(binding.identity));
+    std::vector<std::pair<std::int64_t, std::string>> existing;
+    while (of_identity.step()) existing.emplace_back(of_identity.column_int(0), of_identity.column_text(1));
+    of_identity.reset();
+    for (std::size_t i = 0; existing.size() - i >= kMaxBindingsPerIdentity; ++i) {
+      delete_binding_row(db, existing[i].first);
+      out.evicted_sids.push_back(existing[i].second);
+    }
+
+    auto& ins = db.prepare(std::string("INSERT INTO bindings (") + kBindingColumns +
+                           ") VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?)");
+    ins.bind(1, std::string_view(binding.sid))
+        .bind(2, std::string_view(binding.account_sid))
+        .bind(3, std::string_view(binding.service_sid))
+        .bind(4, binding.credential_sid)
+        .bind(5, std::string_view(binding.identity))
+        .bind(6, std::string_view(binding.binding_type))
+        .bind(7, std::string_view(binding.address))
+        .bind(8, std::string_view(tags_to_json(binding.tags)))
+        .bind(9, std::string_view(binding.notification_protocol_version))
+        .bind(10, binding.endpoint)
+        .bind(11, binding.date_created)
+        .bind(12, binding.date_updated);
+    ins.run();
+    binding.seq = db.last_insert_rowid();
+    auto& tag = db.prepare("INSERT OR IGNORE INTO binding_tags (service_sid, tag, binding_seq) VALUES (?,?,?)");
+    for (const auto& t : binding.tags) {
+      tag.bind(1, std::string_view(binding.service_sid)).bind(2, std::string_view(t)).bind(3, binding.seq);
+      tag.run();
+      tag.reset();
+    }
+    out.binding = std::move(binding);
+    return out;
+  });
+}
+
+Result<BindingRecord> SqliteStore::find_binding(std::string_view account_sid, std::string_view service_sid,
+                                                std::string_view sid) {
+  return impl_->read<BindingRecord>([&](Db& db) -> Result<BindingRecord> {
+    if (auto r = select_binding(db, account_sid, service_sid, sid)) return *r;
+    return store_not_found();
+  });
+}
+
+Status SqliteStore::delete_binding(std::string_view account_sid, std::string_view service_sid,
+                                   std::string_view sid) {
+  return impl_->write<void>([&](Db& db) -> Status {
+    auto existing = select_binding(db, account_sid, service_sid, sid);
+    if (!existing) return store_not_found();
+    delete_binding_row(db, existing->seq);
+    return {};
+  });
+}
+
+Result<Page<BindingRecord>> SqliteStore::list_bindings(std::string_view account_sid, std::string_view service_sid,
+                                                       const BindingFilter& filter, PageRequest page) {
+  return impl_->read<Page<BindingRecord>>([&](Db& db) -> Result<Page<BindingRecord>> {
+    std::string where = "service_sid = ? AND account_sid = ?";
+    if (!filter.identities.empty()) where += " AND identity IN (" + placeholders(filter.identities.size()) + ")";
+    if (!filter.binding_types.empty()) {
+      where += " AND binding_type IN (" + placeholders(filter.binding_types.size()) + ")";
+    }
+    std::vector<std::string_view> tag_binds;  // explicit tags, and type tags matched either way
+    for (const auto& t : filter.tags) {
+      constexpr const char* kHasTag =
+          "EXISTS (SELECT 1 FROM binding_tags t WHERE t.service_sid = bindings.service_sid AND t.tag = ? AND "
+          "t.binding_seq = bindings.seq)";
+      if (t == "all") continue;
+      if (is_implicit_tag(t)) {
+        where += std::string(" AND (binding_type = ? OR ") + kHasTag + ")";
+        tag_binds.push_back(t);
+      } else {
+        where += std::string(" AND ") + kHasTag;
+      }
+      tag_binds.push_back(t);
+    }
+    if (filter.created_from) where += " AND date_created >= ?";
+    if (filter.created_before) where += " AND date_created < ?";
+    return run_page_query<BindingRecord>(db, "bindings", kBindingColumns, where, page, read_binding, [&](Stmt& s) {
+      int i = 1;
+      s.bind(1, service_sid).bind(2, account_sid);
+      i = 3;
+      for (const auto& id : filter.identities) s.bind(i++, std::string_view(id));
+      for (const auto& bt : filter.binding_types) s.bind(i++, std::string_view(bt));
+      for (auto t : tag_binds) s.bind(i++, t);
+      if (filter.created_from) s.bind(i++, *filter.created_from);
+      if (filter.created_before) s.bind(i++, *filter.created_before);
+      return i;
+    });
+  });
+}
+
+}  // namespace notifyd::sqlite
