@@ -32,6 +32,8 @@
 #include <optional>
 #include <unordered_map>
 
+#include "daemon/model/log.hpp"
+
 namespace notifyd::http {
 namespace {
 
@@ -58,21 +60,6 @@ constexpr std::chrono::milliseconds kLingerTime{1000};
 constexpr std::size_t kLingerMaxBytes = 4 * 1024 * 1024;
 // Backoff after a failed accept (EMFILE, ENFILE, ENOBUFS) so the loop does not spin.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
-
-std::shared_ptr<spdlog::logger> http_logger() {
-  static const std::shared_ptr<spdlog::logger> logger = [] {
-    if (auto existing = spdlog::get("http")) return existing;
-    auto created = spdlog::default_logger()->clone("http");
-    try {
-      spdlog::register_logger(created);
-    } catch (const spdlog::spdlog_ex&) {
-      // Registered by someone else in between: use theirs so level changes apply to one logger.
-      if (auto existing = spdlog::get("http")) return existing;
-    }
-    return created;
-  }();
-  return logger;
-}
 
 void log_exception(const std::shared_ptr<spdlog::logger>& log, std::string_view what, std::exception_ptr e) {
   if (!e) return;
@@ -121,7 +108,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         strand_(asio::make_strand(io)),
         acceptor_(strand_),
         grace_timer_(strand_),
-        log_(http_logger()) {}
+        log_(module_logger("http")) {}
 
   asio::io_context& io_;
   const ServerOptions options_;
@@ -169,7 +156,7 @@ std::uint16_t Server::Impl::listen() {
   acceptor_.bind(endpoint);
   acceptor_.listen(options_.backlog);
   const auto port = acceptor_.local_endpoint().port();
-  log_->info("listening on {}:{}", endpoint.address().to_string(), port);
+  log_->debug("listening on {}:{}", endpoint.address().to_string(), port);
 
   auto self = shared_from_this();
   asio::co_spawn(strand_, accept_loop(),
