@@ -1,0 +1,97 @@
+#pragma once
+// Http2Pool: HTTP/2 client connections to one origin (host, port, TLS identity), shared by all senders of
+// one credential. Streams are multiplexed up to each connection's SETTINGS_MAX_CONCURRENT_STREAMS; the pool
+// grows (up to max_connections) when every connection is stream- or flow-control-bound and shrinks when
+// idle. Runs on one strand of the executor it is given; send() may be called from any coroutine.
+// Failures are values (H2Result::failure), never exceptions.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace notifyd::http2 {
+
+struct H2Request {
+  std::string method = "POST";
+  std::string path;  // ":path", e.g. "/3/device/<token>"
+  std::vector<std::pair<std::string, std::string>> headers;  // lowercase names
+  std::string body;
+};
+
+struct H2Response {
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;  // lowercase names
+  std::string body;
+  std::string header(std::string_view name) const;  // "" when absent
+};
+
+enum class H2Failure {
+  none,             // `response` holds the peer's answer, whatever its status
+  connect_failed,   // TCP connect, TLS handshake or ALPN (no h2) failed: retryable
+  connection_lost,  // the connection died with this stream open: retryable, may have been processed
+  refused,          // GOAWAY above last_stream_id or RST_STREAM REFUSED_STREAM: not processed, retry at once
+  reset,            // RST_STREAM with another code
+  timeout,          // no answer within request_timeout
+  shutting_down,    // the pool is draining
+};
+
+struct H2Result {
+  H2Failure failure = H2Failure::none;
+  H2Response response;
+  std::string detail;  // for logs
+};
+
+const char* to_string(H2Failure failure);
+
+struct PoolOptions {
+  std::string host;
+  std::uint16_t port = 443;
+  std::string authority;  // ":authority"; host[:port] when empty
+  std::shared_ptr<boost::asio::ssl::context> tls;  // verification on, client certificate if any, ALPN h2
+  std::size_t min_connections = 0;                 // kept even when idle
+  std::size_t max_connections = 4;
+  std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::milliseconds request_timeout{30000};
+  std::chrono::milliseconds ping_interval{60000};  // PING after this much idle; no ACK in ping_timeout: close
+  std::chrono::milliseconds ping_timeout{10000};
+  std::chrono::milliseconds idle_close{300000};  // close a connection with no stream for this long
+  std::string log_prefix;                        // e.g. "[CR…]" for log lines
+};
+
+struct PoolStats {
+  std::size_t connections = 0;
+  std::size_t streams_in_flight = 0;
+  std::size_t waiting = 0;  // sends waiting for a stream slot
+  std::uint64_t connections_opened = 0;
+  std::uint64_t goaways = 0;
+};
+
+class Http2Pool {
+ public:
+  Http2Pool(boost::asio::any_io_executor executor, PoolOptions options);
+  ~Http2Pool();
+  Http2Pool(const Http2Pool&) = delete;
+  Http2Pool& operator=(const Http2Pool&) = delete;
+
+  // Sends one request and waits for its whole response (or failure). Retries `refused` streams on
+  // another connection by itself (bounded); other failures are returned to the caller.
+  boost::asio::awaitable<H2Result> send(H2Request request);
+  // Sends GOAWAY on every connection, waits (bounded by request_timeout) for open streams, then closes.
+  boost::asio::awaitable<void> drain();
+  PoolStats stats() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace notifyd::http2
