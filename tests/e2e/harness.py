@@ -25,7 +25,7 @@ import time
 import unittest
 import urllib.parse
 
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -436,6 +436,19 @@ class DaemonTestCase(unittest.TestCase):
         if code is not None:
             self.assertEqual(e.code, code, "code: %s (status %s, msg %s)" % (e.code, e.status, e.msg))
         return e
+
+    def assertListError(self, fn, status, code):
+        """twilio-python 7.7.1 turns a failed list/page load into a plain TwilioException('Unable to
+        fetch page', response), not TwilioRestException; check the response it carries."""
+        with self.assertRaises(TwilioException) as cm:
+            fn()
+        e = cm.exception
+        if isinstance(e, TwilioRestException):
+            self.assertEqual((e.status, e.code), (status, code), e.msg)
+            return
+        resp = e.args[1]
+        self.assertEqual(resp.status_code, status, resp.text)
+        self.assertEqual(json.loads(resp.text).get("code"), code, resp.text)
 
     def assertRawError(self, r, status, code):
         self.assertEqual(r.status, status, repr(r))

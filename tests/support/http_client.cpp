@@ -100,8 +100,8 @@ std::string origin_form(std::string_view target, std::string_view host, std::uin
   auto url = boost::urls::parse_absolute_uri(target);
   if (!url) throw std::runtime_error("HttpClient: not a URL: " + std::string(target));
   if (url->scheme() != "http" || url->host() != host || url->port() != std::to_string(port)) {
-    throw std::runtime_error("HttpClient: URL " + std::string(target) + " is not on http://" + std::string(host) +
-                             ":" + std::to_string(port));
+    throw std::runtime_error("HttpClient: URL " + std::string(target) + " is not on http://" +
+                             std::string(host) + ":" + std::to_string(port));
   }
   std::string out(url->encoded_path());
   if (out.empty()) out = "/";
@@ -132,7 +132,8 @@ struct HttpClient::Impl {
   beast::flat_buffer buffer;
   int opened = 0;
 
-  Impl(std::string h, std::uint16_t p, std::chrono::milliseconds t) : host(std::move(h)), port(p), timeout(t) {}
+  Impl(std::string h, std::uint16_t p, std::chrono::milliseconds t)
+      : host(std::move(h)), port(p), timeout(t) {}
 
   void close() {
     error_code ignored;
@@ -146,7 +147,9 @@ struct HttpClient::Impl {
     error_code ec;
     socket.connect(tcp::endpoint(asio::ip::make_address(host), port), ec);
     if (!ec) socket.non_blocking(true, ec);
-    if (ec) throw std::runtime_error("HttpClient: connect to " + host + ":" + std::to_string(port) + ": " + ec.message());
+    if (ec)
+      throw std::runtime_error("HttpClient: connect to " + host + ":" + std::to_string(port) + ": " +
+                               ec.message());
     ++opened;
   }
 
@@ -175,8 +178,8 @@ struct HttpClient::Impl {
         retry = true;
         return {};
       }
-      throw std::runtime_error("HttpClient: reading the response to " + std::string(req.method_string()) + " " +
-                               std::string(req.target()) + ": " + ec.message());
+      throw std::runtime_error("HttpClient: reading the response to " + std::string(req.method_string()) +
+                               " " + std::string(req.target()) + ": " + ec.message());
     }
     auto& res = parser.get();
     HttpResponse out;
@@ -260,8 +263,9 @@ HttpResponse HttpClient::send(const HttpRequest& request) {
 std::string HttpClient::basic_auth(std::string_view user, std::string_view password) {
   std::string plain = std::string(user) + ":" + std::string(password);
   std::string encoded(4 * ((plain.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
-                          reinterpret_cast<const unsigned char*>(plain.data()), static_cast<int>(plain.size()));
+  int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
+                      reinterpret_cast<const unsigned char*>(plain.data()), static_cast<int>(plain.size()));
   encoded.resize(static_cast<std::size_t>(n));
   return "Basic " + encoded;
 }

@@ -4,7 +4,6 @@
 // when the server closed it. Owned by one test thread; not thread-safe. Transport failures (connect,
 // timeout, a malformed response) throw std::runtime_error, which GoogleTest reports as a test failure.
 #include <boost/json/value.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -26,7 +25,7 @@ struct HttpResponse {
   boost::json::value json;  // the parsed body; null when it is empty or not JSON
   bool json_ok = false;     // the body parsed as JSON
 
-  bool has_header(std::string_view name) const;  // case-insensitive
+  bool has_header(std::string_view name) const;     // case-insensitive
   std::string header(std::string_view name) const;  // the first value, or ""
 };
 

@@ -52,8 +52,8 @@ class AuthTest : public ::testing::Test {
  protected:
   AuthTest() {
     config_.accounts.push_back(AccountConfig{kAccount1, kToken1, {}});
-    config_.accounts.push_back(
-        AccountConfig{kAccount2, kToken2, {ApiKeyConfig{kKey2, kKeySecret2}, ApiKeyConfig{kKey2b, kKeySecret2b}}});
+    config_.accounts.push_back(AccountConfig{
+        kAccount2, kToken2, {ApiKeyConfig{kKey2, kKeySecret2}, ApiKeyConfig{kKey2b, kKeySecret2b}}});
   }
   Config config_;
 };
@@ -107,9 +107,11 @@ TEST_F(AuthTest, ApiKeyMapsToItsAccount) {
 
 TEST_F(AuthTest, ApiKeyWithWrongSecret) {
   EXPECT_FALSE(authenticate(config_, basic(kKey2, "wrong")).has_value());
-  EXPECT_FALSE(authenticate(config_, basic(kKey2, kToken2)).has_value());  // the account's token is not the key's
+  EXPECT_FALSE(
+      authenticate(config_, basic(kKey2, kToken2)).has_value());  // the account's token is not the key's
   EXPECT_FALSE(authenticate(config_, basic(kKey2, kKeySecret2b)).has_value());  // nor another key's secret
-  EXPECT_FALSE(authenticate(config_, basic(kAccount2, kKeySecret2)).has_value());  // nor the key's the account's
+  EXPECT_FALSE(
+      authenticate(config_, basic(kAccount2, kKeySecret2)).has_value());  // nor the key's the account's
 }
 
 TEST_F(AuthTest, MalformedHeaders) {

@@ -49,7 +49,8 @@ TEST(FormParams, PlusIsSpace) {
 }
 
 TEST(FormParams, PercentDecoding) {
-  auto r = FormParams::parse("Data=%7B%22a%22%3A+1%7D&Plus=%2B&Amp=a%26b%3Dc&Utf8=%C3%A9%E2%82%AC%F0%9F%98%80&Lower=%c3%a9");
+  auto r = FormParams::parse(
+      "Data=%7B%22a%22%3A+1%7D&Plus=%2B&Amp=a%26b%3Dc&Utf8=%C3%A9%E2%82%AC%F0%9F%98%80&Lower=%c3%a9");
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->get("Data"), R"({"a": 1})");
   EXPECT_EQ(r->get("Plus"), "+");  // an encoded plus stays a plus
@@ -80,32 +81,32 @@ TEST(FormParams, InvalidPercentEncodingIs400) {
 }
 
 TEST(FormParams, InvalidUtf8Is400) {
-  expect_invalid("Body=%C0%80");           // overlong NUL
-  expect_invalid("Body=%E0%80%AF");        // overlong '/'
-  expect_invalid("Body=%F0%82%82%AC");     // overlong euro sign
-  expect_invalid("Body=%ED%A0%80");        // UTF-16 surrogate U+D800
-  expect_invalid("Body=%ED%BF%BF");        // surrogate U+DFFF
-  expect_invalid("Body=%E2%82");           // truncated 3-byte sequence
-  expect_invalid("Body=%F0%9F%98");        // truncated 4-byte sequence
-  expect_invalid("Body=%C3");              // lone lead byte at the end
-  expect_invalid("Body=%C3x");             // lead byte without continuation
-  expect_invalid("Body=%80");              // lone continuation byte
-  expect_invalid("Body=%F4%90%80%80");     // past U+10FFFF
-  expect_invalid("Body=%FF");              // never valid
-  expect_invalid("%C0%80=x");              // in a key too
+  expect_invalid("Body=%C0%80");        // overlong NUL
+  expect_invalid("Body=%E0%80%AF");     // overlong '/'
+  expect_invalid("Body=%F0%82%82%AC");  // overlong euro sign
+  expect_invalid("Body=%ED%A0%80");     // UTF-16 surrogate U+D800
+  expect_invalid("Body=%ED%BF%BF");     // surrogate U+DFFF
+  expect_invalid("Body=%E2%82");        // truncated 3-byte sequence
+  expect_invalid("Body=%F0%9F%98");     // truncated 4-byte sequence
+  expect_invalid("Body=%C3");           // lone lead byte at the end
+  expect_invalid("Body=%C3x");          // lead byte without continuation
+  expect_invalid("Body=%80");           // lone continuation byte
+  expect_invalid("Body=%F4%90%80%80");  // past U+10FFFF
+  expect_invalid("Body=%FF");           // never valid
+  expect_invalid("%C0%80=x");           // in a key too
 }
 
 TEST(Utf8, BoundaryCodePoints) {
   EXPECT_TRUE(is_valid_utf8(""));
   EXPECT_TRUE(is_valid_utf8("plain ascii"));
   EXPECT_TRUE(is_valid_utf8("\x7F"));
-  EXPECT_TRUE(is_valid_utf8("\xC2\x80"));          // U+0080
-  EXPECT_TRUE(is_valid_utf8("\xED\x9F\xBF"));      // U+D7FF, just below the surrogates
-  EXPECT_TRUE(is_valid_utf8("\xEE\x80\x80"));      // U+E000, just above
-  EXPECT_TRUE(is_valid_utf8("\xF4\x8F\xBF\xBF"));  // U+10FFFF
-  EXPECT_FALSE(is_valid_utf8("\xC1\xBF"));         // overlong U+007F
-  EXPECT_FALSE(is_valid_utf8("\xE0\x9F\xBF"));     // overlong U+07FF
-  EXPECT_FALSE(is_valid_utf8("\xF0\x8F\xBF\xBF"));  // overlong U+FFFF
+  EXPECT_TRUE(is_valid_utf8("\xC2\x80"));               // U+0080
+  EXPECT_TRUE(is_valid_utf8("\xED\x9F\xBF"));           // U+D7FF, just below the surrogates
+  EXPECT_TRUE(is_valid_utf8("\xEE\x80\x80"));           // U+E000, just above
+  EXPECT_TRUE(is_valid_utf8("\xF4\x8F\xBF\xBF"));       // U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("\xC1\xBF"));              // overlong U+007F
+  EXPECT_FALSE(is_valid_utf8("\xE0\x9F\xBF"));          // overlong U+07FF
+  EXPECT_FALSE(is_valid_utf8("\xF0\x8F\xBF\xBF"));      // overlong U+FFFF
   EXPECT_FALSE(is_valid_utf8("\xF8\x88\x80\x80\x80"));  // 5-byte form
 }
 
@@ -117,7 +118,8 @@ TEST(FormParams, CheckKnownNamesTheUnknownKey) {
   EXPECT_EQ(st.error().status, 400);
   EXPECT_EQ(st.error().code, 20001);
   EXPECT_NE(st.error().message.find("Bogus"), std::string::npos) << st.error().message;
-  EXPECT_EQ(st.error().message.find("AlsoBogus"), std::string::npos) << "names the first: " << st.error().message;
+  EXPECT_EQ(st.error().message.find("AlsoBogus"), std::string::npos)
+      << "names the first: " << st.error().message;
 }
 
 TEST(FormParams, CheckKnownAcceptsKnownAndRepeatedKeys) {

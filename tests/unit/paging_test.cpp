@@ -13,8 +13,7 @@ namespace {
 
 constexpr std::size_t kNotifyMax = 1000;
 constexpr std::size_t kConversationsMax = 100;
-const std::string kBase =
-    "http://127.0.0.1:8080/v1/Services/IS0123456789abcdef0123456789abcdef/Bindings";
+const std::string kBase = "http://127.0.0.1:8080/v1/Services/IS0123456789abcdef0123456789abcdef/Bindings";
 
 Result<ListQuery> parse(std::string_view query, std::size_t max = kNotifyMax) {
   auto form = FormParams::parse(query);
@@ -35,7 +34,9 @@ std::string str(const boost::json::object& o, std::string_view key) {
   return v.is_string() ? std::string(v.as_string()) : std::string();
 }
 
-std::int64_t num(const boost::json::object& o, std::string_view key) { return o.at(key).to_number<std::int64_t>(); }
+std::int64_t num(const boost::json::object& o, std::string_view key) {
+  return o.at(key).to_number<std::int64_t>();
+}
 
 // The query string of an absolute URL, as a client following it would send it.
 std::string query_of(const std::string& url) {
@@ -136,8 +137,8 @@ TEST(PageToken, ThroughParseListQuery) {
 }
 
 TEST(PageToken, GarbageRejected) {
-  for (std::string_view t : {"", "P", "PT", "PB", "XT10", "pt10", "PX10", "PTzz", "PT-1", "PB-5", "PT10 ", " PT10",
-                             "PT1g", "PT+1", "PT10000000000000000", /* 17 digits: past int64 */
+  for (std::string_view t : {"", "P", "PT", "PB", "XT10", "pt10", "PX10", "PTzz", "PT-1", "PB-5", "PT10 ",
+                             " PT10", "PT1g", "PT+1", "PT10000000000000000", /* 17 digits: past int64 */
                              "PTffffffffffffffff" /* overflows int64 */}) {
     EXPECT_FALSE(decode_page_token(t).has_value()) << "accepted: '" << t << "'";
   }
@@ -159,7 +160,8 @@ TEST(PageMeta, FirstPageWithMore) {
   EXPECT_EQ(str(meta, "first_page_url"), kBase + "?PageSize=2&Page=0");
   EXPECT_EQ(str(meta, "url"), kBase + "?PageSize=2&Page=0");
   EXPECT_TRUE(meta.at("previous_page_url").is_null());
-  EXPECT_EQ(str(meta, "next_page_url"), kBase + "?PageSize=2&Page=1&PageToken=" + encode_page_token({11, false}));
+  EXPECT_EQ(str(meta, "next_page_url"),
+            kBase + "?PageSize=2&Page=1&PageToken=" + encode_page_token({11, false}));
 }
 
 TEST(PageMeta, NoNextPageUrlWhenNoMore) {
@@ -187,7 +189,8 @@ TEST(PageMeta, EmptyListHasNoLinks) {
 }
 
 TEST(PageMeta, UrlsAreAbsoluteAndCarryFiltersPercentEncoded) {
-  ListLinks links{kBase, {{"Identity", "alice smith"}, {"Identity", "b&o=b"}, {"Tag", "caf\xC3\xA9/+"}}, "bindings"};
+  ListLinks links{
+      kBase, {{"Identity", "alice smith"}, {"Identity", "b&o=b"}, {"Tag", "caf\xC3\xA9/+"}}, "bindings"};
   auto q = parse("PageSize=1");
   ASSERT_TRUE(q.has_value());
   auto body = list_body(links, *q, page_of({5}, /*more=*/true), render);
@@ -232,7 +235,8 @@ TEST(PageMeta, SecondPagePointsBackToFirstWithoutToken) {
   EXPECT_EQ(num(meta, "page"), 1);
   EXPECT_EQ(str(meta, "url"), kBase + "?PageSize=2&Page=1&PageToken=" + encode_page_token({11, false}));
   EXPECT_EQ(str(meta, "previous_page_url"), kBase + "?PageSize=2&Page=0");
-  EXPECT_EQ(str(meta, "next_page_url"), kBase + "?PageSize=2&Page=2&PageToken=" + encode_page_token({13, false}));
+  EXPECT_EQ(str(meta, "next_page_url"),
+            kBase + "?PageSize=2&Page=2&PageToken=" + encode_page_token({13, false}));
 }
 
 TEST(PageMeta, LaterPageHasBackwardCursorToPrevious) {
@@ -262,7 +266,8 @@ TEST(PageMeta, BackwardPageLinksBothWays) {
   auto body = list_body(links, *q, page_of({12, 13}, /*more=*/true), render);
   const auto& meta = body.at("meta").as_object();
   EXPECT_EQ(str(meta, "previous_page_url"), kBase + "?PageSize=2&Page=0");
-  EXPECT_EQ(str(meta, "next_page_url"), kBase + "?PageSize=2&Page=2&PageToken=" + encode_page_token({13, false}));
+  EXPECT_EQ(str(meta, "next_page_url"),
+            kBase + "?PageSize=2&Page=2&PageToken=" + encode_page_token({13, false}));
 }
 
 }  // namespace

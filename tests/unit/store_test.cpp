@@ -1,8 +1,6 @@
 // Unit tests for the SQLite store (daemon/store/sqlite): migrations, CRUD, tenancy, binding replacement
 // and eviction, list filters, keyset paging, group commit and durability across reopen.
 // Each test runs on its own temp database file, removed in TearDown.
-#include "daemon/store/sqlite/sqlite_store.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +10,7 @@
 #include <future>
 #include <latch>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "daemon/model/sid.hpp"
 #include "daemon/store/sqlite/migrations.hpp"
 #include "daemon/store/sqlite/sqlite_db.hpp"
+#include "daemon/store/sqlite/sqlite_store.hpp"
 
 namespace notifyd::sqlite {
 namespace {
@@ -186,7 +186,7 @@ TEST_F(StoreTest, NewerSchemaVersionRefusesToOpen) {
     Db db(path_.string(), false);
     db.exec(("PRAGMA user_version = " + std::to_string(newest + 1)).c_str());
   }
-  EXPECT_THROW(SqliteStore(SqliteOptions{path_.string()}), std::exception);
+  EXPECT_THROW({ SqliteStore refused(SqliteOptions{path_.string()}); }, std::exception);
   {
     Db db(path_.string(), false);
     EXPECT_EQ(schema_version(db), newest + 1);  // left as it was
@@ -245,7 +245,8 @@ TEST_F(StoreTest, CredentialCrud) {
   EXPECT_TRUE(store_->delete_credential(kAccountA, cred.sid).has_value());
   expect_not_found(store_->find_credential(kAccountA, cred.sid));
   expect_not_found(store_->delete_credential(kAccountA, cred.sid));
-  expect_not_found(store_->update_credential(kAccountA, cred.sid, [](CredentialRecord&) -> Status { return {}; }));
+  expect_not_found(
+      store_->update_credential(kAccountA, cred.sid, [](CredentialRecord&) -> Status { return {}; }));
   list = store_->list_credentials(kAccountA, PageRequest{});
   ASSERT_TRUE(list.has_value());
   EXPECT_EQ(sids_of(list->items), (std::vector<std::string>{other->sid}));
@@ -491,7 +492,8 @@ TEST_F(StoreTest, SameAddressReplacedWithNewSidOthersUntouched) {
   EXPECT_TRUE(store_->find_binding(kAccountA, service.sid, same_address_other_type.sid).has_value());
 
   EXPECT_TRUE(list_sids(service, BindingFilter{.tags = {"old-tag"}}).empty());
-  EXPECT_EQ(list_sids(service, BindingFilter{.tags = {"new-tag"}}), (std::vector<std::string>{replacement.sid}));
+  EXPECT_EQ(list_sids(service, BindingFilter{.tags = {"new-tag"}}),
+            (std::vector<std::string>{replacement.sid}));
   EXPECT_EQ(list_sids(service, {}), (std::vector<std::string>{same_address_other_type.sid, replacement.sid}));
   EXPECT_EQ(list_sids(other_service, {}), (std::vector<std::string>{same_address_other_service.sid}));
 }
@@ -503,7 +505,8 @@ TEST_F(StoreTest, TwentyFirstBindingOfIdentityEvictsTheOldest) {
   for (std::size_t i = 0; i < kMaxBindingsPerIdentity; ++i) {
     std::vector<std::string> tags;
     if (i == 0) tags.push_back("first-only");
-    auto r = store_->insert_binding(make_binding(service, "alice", "apn", "token-" + std::to_string(i), tags));
+    auto r =
+        store_->insert_binding(make_binding(service, "alice", "apn", "token-" + std::to_string(i), tags));
     ASSERT_TRUE(r.has_value());
     EXPECT_TRUE(r->evicted_sids.empty()) << i;
     sids.push_back(r->binding.sid);
@@ -658,8 +661,8 @@ TEST_F(BindingFilterTest, BindingTypes) {
 }
 
 TEST_F(BindingFilterTest, CreatedRange) {
-  EXPECT_EQ(list_sids(service_, {.created_from = 2000}), (V{b2_, b3_, b4_, b5_}));        // inclusive
-  EXPECT_EQ(list_sids(service_, {.created_before = 4000}), (V{b1_, b2_, b3_}));           // exclusive
+  EXPECT_EQ(list_sids(service_, {.created_from = 2000}), (V{b2_, b3_, b4_, b5_}));  // inclusive
+  EXPECT_EQ(list_sids(service_, {.created_before = 4000}), (V{b1_, b2_, b3_}));     // exclusive
   EXPECT_EQ(list_sids(service_, {.created_from = 2000, .created_before = 4000}), (V{b2_, b3_}));
   EXPECT_EQ(list_sids(service_, {.created_from = 5001}), V{});
 }
@@ -683,8 +686,8 @@ class PagingTest : public StoreTest {
     StoreTest::SetUp();
     service_ = add_service();
     for (int i = 0; i < 8; ++i) {
-      sids_.push_back(add_binding(make_binding(service_, "user-" + std::to_string(i), "apn", "t" + std::to_string(i),
-                                               {"all-of-them"}))
+      sids_.push_back(add_binding(make_binding(service_, "user-" + std::to_string(i), "apn",
+                                               "t" + std::to_string(i), {"all-of-them"}))
                           .sid);
     }
   }
@@ -716,7 +719,8 @@ TEST_F(PagingTest, ExactMultipleHasNoPhantomPage) {
   auto r = store_->list_bindings(kAccountA, service_.sid, {}, PageRequest{4, std::nullopt});
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE(r->more);
-  r = store_->list_bindings(kAccountA, service_.sid, {}, PageRequest{4, PageCursor{r->items.back().seq, false}});
+  r = store_->list_bindings(kAccountA, service_.sid, {},
+                            PageRequest{4, PageCursor{r->items.back().seq, false}});
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->items.size(), 4u);
   EXPECT_FALSE(r->more);
@@ -838,6 +842,16 @@ TEST_F(StoreTest, FailingWriteInABatchDoesNotUndoTheOthers) {
       return {};
     });
   });
+  // Whatever happens below, the gate opens before `gate` is destroyed (which waits for it).
+  struct Opener {
+    std::promise<void>& promise;
+    bool opened = false;
+    void open() {
+      if (!opened) promise.set_value();
+      opened = true;
+    }
+    ~Opener() { open(); }
+  } opener{release};
   ASSERT_EQ(gate_entered.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
 
   constexpr int kWriters = 24;
@@ -846,11 +860,12 @@ TEST_F(StoreTest, FailingWriteInABatchDoesNotUndoTheOthers) {
   std::vector<std::future<Result<CredentialRecord>>> duplicate_inserts;
   std::vector<BindingRecord> bindings;
   for (int i = 0; i < kWriters; ++i) {
-    bindings.push_back(make_binding(service, "user-" + std::to_string(i), "apn", "token-" + std::to_string(i)));
+    bindings.push_back(
+        make_binding(service, "user-" + std::to_string(i), "apn", "token-" + std::to_string(i)));
   }
   for (int i = 0; i < kWriters; ++i) {
-    inserts.push_back(std::async(std::launch::async,
-                                 [&, i] { return store_->insert_binding(bindings[i]).has_value(); }));
+    inserts.push_back(
+        std::async(std::launch::async, [&, i] { return store_->insert_binding(bindings[i]).has_value(); }));
     if (i % 3 == 0) {
       failing_updates.push_back(std::async(std::launch::async, [&] {
         return store_->update_service(kAccountA, service.sid, [](ServiceRecord& s) -> Status {
@@ -867,7 +882,7 @@ TEST_F(StoreTest, FailingWriteInABatchDoesNotUndoTheOthers) {
   // Let the writers enqueue behind the gate (correctness below does not depend on this delay).
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const auto commits_before = store_->commit_count();
-  release.set_value();
+  opener.open();
 
   auto gate_result = gate.get();
   ASSERT_TRUE(gate_result.has_value());
