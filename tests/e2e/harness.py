@@ -298,6 +298,12 @@ def make_client(base_url, username, password, account_sid=None):
     return client
 
 
+def close_client(client):
+    session = getattr(client.http_client, "session", None)
+    if session is not None:
+        session.close()
+
+
 # --- schema checks -------------------------------------------------------------------------------
 
 _schemas = None
@@ -347,6 +353,10 @@ def schema_problems(obj, schema_name):
             problems.append("%r = %r not in %r" % (name, value, prop["enum"]))
         if t == "string" and "pattern" in prop and not re.search(prop["pattern"], value):
             problems.append("%r = %r does not match %s" % (name, value, prop["pattern"]))
+        elif t == "string" and name.endswith("sid") and re.match(r"^\^[A-Z]{2}\[0-9a-fA-F\]\{32\}\$$",
+                                                                 prop.get("pattern", "")):
+            if not sid_re(prop["pattern"][1:3]).match(value):  # notifyd's SIDs: lowercase hex
+                problems.append("%r = %r is not prefix + 32 lowercase hex" % (name, value))
         if t == "string" and prop.get("format") == "date-time" and not DATE_RE.match(value):
             problems.append("%r = %r is not YYYY-MM-DDTHH:MM:SSZ" % (name, value))
         if t == "array" and prop.get("items", {}).get("type") == "string":
@@ -372,11 +382,9 @@ class DaemonTestCase(unittest.TestCase):
         cls.a = Account()
         cls.b = Account(with_api_key=False)
         cls.daemon = Daemon([cls.a, cls.b], log_level=cls.daemon_log_level)
-        try:
-            cls.daemon.start()
-        except BaseException:
-            cls.daemon.cleanup()
-            raise
+        # runs even when a subclass's setUpClass fails after this (tearDownClass would not): no process left
+        cls.addClassCleanup(cls.daemon.cleanup)
+        cls.daemon.start()
         cls.make_clients()
 
     @classmethod
@@ -385,8 +393,17 @@ class DaemonTestCase(unittest.TestCase):
         cls.client = make_client(cls.base, cls.a.sid, cls.a.auth_token)
         cls.client_b = make_client(cls.base, cls.b.sid, cls.b.auth_token)
 
+    def new_client(self, username, password, account_sid=None):
+        """A further official client for this test; its connections are closed after the test."""
+        c = make_client(self.base, username, password, account_sid)
+        self.addCleanup(close_client, c)
+        return c
+
     @classmethod
     def tearDownClass(cls):
+        for c in (getattr(cls, "client", None), getattr(cls, "client_b", None)):
+            if c is not None:
+                close_client(c)
         try:
             cls.daemon.stop()
         finally:
