@@ -4,7 +4,9 @@
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
+#include <algorithm>
 #include <charconv>
+#include <limits>
 
 namespace notifyd::api {
 namespace {
@@ -22,6 +24,9 @@ Result<ListQuery> parse_list_query(const FormParams& query, std::size_t max_page
   ListQuery q;
   if (auto size = query.get("PageSize")) {
     auto v = parse_int(*size);
+    bool huge = !v && !size->empty() && size->size() > 18 &&
+                std::all_of(size->begin(), size->end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (huge) v = std::numeric_limits<std::int64_t>::max();  // beyond int64 is still "above the maximum"
     if (!v || *v < 1) return invalid_parameter("PageSize must be a positive integer");
     q.page_size = static_cast<std::size_t>(std::min<std::int64_t>(*v, static_cast<std::int64_t>(max_page_size)));
   }

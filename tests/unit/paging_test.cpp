@@ -89,6 +89,14 @@ TEST(ParseListQuery, PageSizeClampedToMax) {
   EXPECT_EQ(exact->page_size, 100u);
 }
 
+// DESIGN: "a larger PageSize than the maximum is clamped, not refused". A value past int64 is still
+// larger than the maximum, not malformed.
+TEST(ParseListQuery, PageSizeBeyondInt64IsClampedNotRefused) {
+  auto q = parse("PageSize=99999999999999999999");
+  ASSERT_TRUE(q.has_value()) << q.error().message;
+  EXPECT_EQ(q->page_size, kNotifyMax);
+}
+
 TEST(ParseListQuery, PageSizeBelowOneOrNotANumberIs400) {
   expect_400("PageSize=0");
   expect_400("PageSize=-1");

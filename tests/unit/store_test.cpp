@@ -88,6 +88,28 @@ std::vector<std::string> sids_of(const std::vector<T>& items) {
 
 ApiError mutator_error() { return invalid_parameter("rejected by the mutator"); }
 
+BindingFilter tags_filter(std::vector<std::string> tags) {
+  BindingFilter f;
+  f.tags = std::move(tags);
+  return f;
+}
+BindingFilter identities_filter(std::vector<std::string> identities) {
+  BindingFilter f;
+  f.identities = std::move(identities);
+  return f;
+}
+BindingFilter types_filter(std::vector<std::string> types) {
+  BindingFilter f;
+  f.binding_types = std::move(types);
+  return f;
+}
+BindingFilter created_filter(std::optional<Seconds> from, std::optional<Seconds> before) {
+  BindingFilter f;
+  f.created_from = from;
+  f.created_before = before;
+  return f;
+}
+
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -373,7 +395,7 @@ TEST_F(StoreTest, BindingCrud) {
   expect_not_found(store_->find_binding(kAccountA, service.sid, b.sid));
   expect_not_found(store_->delete_binding(kAccountA, service.sid, b.sid));
   EXPECT_EQ(list_sids(service, {}), (std::vector<std::string>{plain.sid}));
-  EXPECT_TRUE(list_sids(service, BindingFilter{.tags = {"vip"}}).empty());  // its tags went with it
+  EXPECT_TRUE(list_sids(service, tags_filter({"vip"})).empty());  // its tags went with it
 }
 
 TEST_F(StoreTest, BindingIntoMissingServiceIsNotFound) {
@@ -418,7 +440,7 @@ TEST_F(StoreTest, OtherAccountSeesNothing) {
   expect_not_found(store_->find_binding(kAccountB, service.sid, binding.sid));
   expect_not_found(store_->delete_binding(kAccountB, service.sid, binding.sid));
   EXPECT_TRUE(list_sids(service, {}, kAccountB).empty());
-  EXPECT_TRUE(list_sids(service, BindingFilter{.tags = {"vip"}}, kAccountB).empty());
+  EXPECT_TRUE(list_sids(service, tags_filter({"vip"}), kAccountB).empty());
   // Account B cannot add a binding to A's service either.
   auto intruder = make_binding(service, "mallory", "apn", "token-x");
   intruder.account_sid = kAccountB;
@@ -491,9 +513,8 @@ TEST_F(StoreTest, SameAddressReplacedWithNewSidOthersUntouched) {
   EXPECT_TRUE(store_->find_binding(kAccountA, other_service.sid, same_address_other_service.sid).has_value());
   EXPECT_TRUE(store_->find_binding(kAccountA, service.sid, same_address_other_type.sid).has_value());
 
-  EXPECT_TRUE(list_sids(service, BindingFilter{.tags = {"old-tag"}}).empty());
-  EXPECT_EQ(list_sids(service, BindingFilter{.tags = {"new-tag"}}),
-            (std::vector<std::string>{replacement.sid}));
+  EXPECT_TRUE(list_sids(service, tags_filter({"old-tag"})).empty());
+  EXPECT_EQ(list_sids(service, tags_filter({"new-tag"})), (std::vector<std::string>{replacement.sid}));
   EXPECT_EQ(list_sids(service, {}), (std::vector<std::string>{same_address_other_type.sid, replacement.sid}));
   EXPECT_EQ(list_sids(other_service, {}), (std::vector<std::string>{same_address_other_service.sid}));
 }
@@ -520,18 +541,18 @@ TEST_F(StoreTest, TwentyFirstBindingOfIdentityEvictsTheOldest) {
   EXPECT_FALSE(r->replaced_sid.has_value());
   expect_not_found(store_->find_binding(kAccountA, service.sid, sids[0]));
 
-  auto alice = list_sids(service, BindingFilter{.identities = {"alice"}});
+  auto alice = list_sids(service, identities_filter({"alice"}));
   std::vector<std::string> expected(sids.begin() + 1, sids.end());
   expected.push_back(r->binding.sid);
   EXPECT_EQ(alice, expected);
   EXPECT_EQ(alice.size(), kMaxBindingsPerIdentity);
-  EXPECT_TRUE(list_sids(service, BindingFilter{.tags = {"first-only"}}).empty());
+  EXPECT_TRUE(list_sids(service, tags_filter({"first-only"})).empty());
 
   // The next one evicts the next oldest; other identities and services are untouched.
   r = store_->insert_binding(make_binding(service, "alice", "fcm", "token-21"));
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->evicted_sids, (std::vector<std::string>{sids[1]}));
-  EXPECT_EQ(list_sids(service, BindingFilter{.identities = {"alice"}}).size(), kMaxBindingsPerIdentity);
+  EXPECT_EQ(list_sids(service, identities_filter({"alice"})).size(), kMaxBindingsPerIdentity);
   EXPECT_TRUE(store_->find_binding(kAccountA, service.sid, bob.sid).has_value());
   EXPECT_TRUE(store_->find_binding(kAccountA, other_service.sid, alice_elsewhere.sid).has_value());
 }
@@ -546,7 +567,7 @@ TEST_F(StoreTest, ReplacingWithinAFullIdentityEvictsNothing) {
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->replaced_sid, sids[5]);
   EXPECT_TRUE(r->evicted_sids.empty());
-  EXPECT_EQ(list_sids(service, BindingFilter{.identities = {"alice"}}).size(), kMaxBindingsPerIdentity);
+  EXPECT_EQ(list_sids(service, identities_filter({"alice"})).size(), kMaxBindingsPerIdentity);
   EXPECT_TRUE(store_->find_binding(kAccountA, service.sid, sids[0]).has_value());
 }
 
@@ -566,9 +587,9 @@ TEST_F(StoreTest, DeleteServiceRemovesItsBindingsAndTags) {
   EXPECT_EQ(count_rows("SELECT count(*) FROM bindings WHERE service_sid = ?", doomed.sid), 0);
   EXPECT_EQ(count_rows("SELECT count(*) FROM binding_tags WHERE service_sid = ?", doomed.sid), 0);
 
-  EXPECT_EQ(list_sids(survivor, BindingFilter{.tags = {"vip"}}), (std::vector<std::string>{s1.sid}));
+  EXPECT_EQ(list_sids(survivor, tags_filter({"vip"})), (std::vector<std::string>{s1.sid}));
   auto s2 = add_binding(make_binding(survivor, "carol", "apn", "t3", {"vip"}));
-  EXPECT_EQ(list_sids(survivor, BindingFilter{.tags = {"vip"}}), (std::vector<std::string>{s1.sid, s2.sid}));
+  EXPECT_EQ(list_sids(survivor, tags_filter({"vip"})), (std::vector<std::string>{s1.sid, s2.sid}));
   EXPECT_EQ(count_rows("SELECT count(*) FROM binding_tags WHERE service_sid = ?", survivor.sid), 2);
 }
 
@@ -631,40 +652,40 @@ TEST_F(BindingFilterTest, NoFilterListsAllInOrder) {
 }
 
 TEST_F(BindingFilterTest, IdentitiesAnyOf) {
-  EXPECT_EQ(list_sids(service_, {.identities = {"alice"}}), (V{b1_, b2_}));
-  EXPECT_EQ(list_sids(service_, {.identities = {"bob", "alice"}}), (V{b1_, b2_, b3_}));
-  EXPECT_EQ(list_sids(service_, {.identities = {"nobody"}}), V{});
+  EXPECT_EQ(list_sids(service_, identities_filter({"alice"})), (V{b1_, b2_}));
+  EXPECT_EQ(list_sids(service_, identities_filter({"bob", "alice"})), (V{b1_, b2_, b3_}));
+  EXPECT_EQ(list_sids(service_, identities_filter({"nobody"})), V{});
 }
 
 TEST_F(BindingFilterTest, TagsAllOf) {
-  EXPECT_EQ(list_sids(service_, {.tags = {"a"}}), (V{b1_, b2_, b4_}));
-  EXPECT_EQ(list_sids(service_, {.tags = {"a", "b"}}), (V{b1_, b4_}));
-  EXPECT_EQ(list_sids(service_, {.tags = {"b", "a", "c"}}), (V{b4_}));
-  EXPECT_EQ(list_sids(service_, {.tags = {"a", "zzz"}}), V{});
+  EXPECT_EQ(list_sids(service_, tags_filter({"a"})), (V{b1_, b2_, b4_}));
+  EXPECT_EQ(list_sids(service_, tags_filter({"a", "b"})), (V{b1_, b4_}));
+  EXPECT_EQ(list_sids(service_, tags_filter({"b", "a", "c"})), (V{b4_}));
+  EXPECT_EQ(list_sids(service_, tags_filter({"a", "zzz"})), V{});
 }
 
 TEST_F(BindingFilterTest, ImplicitTags) {
-  EXPECT_EQ(list_sids(service_, {.tags = {"all"}}), (V{b1_, b2_, b3_, b4_, b5_}));
-  EXPECT_EQ(list_sids(service_, {.tags = {"all", "a"}}), (V{b1_, b2_, b4_}));
-  EXPECT_EQ(list_sids(service_, {.tags = {"apn"}}), (V{b1_, b4_}));
-  EXPECT_EQ(list_sids(service_, {.tags = {"sms"}}), (V{b3_}));
-  EXPECT_EQ(list_sids(service_, {.tags = {"gcm", "all"}}), (V{b5_}));
-  EXPECT_EQ(list_sids(service_, {.tags = {"apn", "c"}}), (V{b4_}));
-  EXPECT_EQ(list_sids(service_, {.tags = {"fcm", "b"}}), V{});
-  EXPECT_EQ(list_sids(service_, {.tags = {"alexa"}}), V{});
+  EXPECT_EQ(list_sids(service_, tags_filter({"all"})), (V{b1_, b2_, b3_, b4_, b5_}));
+  EXPECT_EQ(list_sids(service_, tags_filter({"all", "a"})), (V{b1_, b2_, b4_}));
+  EXPECT_EQ(list_sids(service_, tags_filter({"apn"})), (V{b1_, b4_}));
+  EXPECT_EQ(list_sids(service_, tags_filter({"sms"})), (V{b3_}));
+  EXPECT_EQ(list_sids(service_, tags_filter({"gcm", "all"})), (V{b5_}));
+  EXPECT_EQ(list_sids(service_, tags_filter({"apn", "c"})), (V{b4_}));
+  EXPECT_EQ(list_sids(service_, tags_filter({"fcm", "b"})), V{});
+  EXPECT_EQ(list_sids(service_, tags_filter({"alexa"})), V{});
 }
 
 TEST_F(BindingFilterTest, BindingTypes) {
-  EXPECT_EQ(list_sids(service_, {.binding_types = {"apn"}}), (V{b1_, b4_}));
-  EXPECT_EQ(list_sids(service_, {.binding_types = {"sms", "apn"}}), (V{b1_, b3_, b4_}));
-  EXPECT_EQ(list_sids(service_, {.binding_types = {"alexa"}}), V{});
+  EXPECT_EQ(list_sids(service_, types_filter({"apn"})), (V{b1_, b4_}));
+  EXPECT_EQ(list_sids(service_, types_filter({"sms", "apn"})), (V{b1_, b3_, b4_}));
+  EXPECT_EQ(list_sids(service_, types_filter({"alexa"})), V{});
 }
 
 TEST_F(BindingFilterTest, CreatedRange) {
-  EXPECT_EQ(list_sids(service_, {.created_from = 2000}), (V{b2_, b3_, b4_, b5_}));  // inclusive
-  EXPECT_EQ(list_sids(service_, {.created_before = 4000}), (V{b1_, b2_, b3_}));     // exclusive
-  EXPECT_EQ(list_sids(service_, {.created_from = 2000, .created_before = 4000}), (V{b2_, b3_}));
-  EXPECT_EQ(list_sids(service_, {.created_from = 5001}), V{});
+  EXPECT_EQ(list_sids(service_, created_filter(2000, std::nullopt)), (V{b2_, b3_, b4_, b5_}));  // inclusive
+  EXPECT_EQ(list_sids(service_, created_filter(std::nullopt, 4000)), (V{b1_, b2_, b3_}));       // exclusive
+  EXPECT_EQ(list_sids(service_, created_filter(2000, 4000)), (V{b2_, b3_}));
+  EXPECT_EQ(list_sids(service_, created_filter(5001, std::nullopt)), V{});
 }
 
 TEST_F(BindingFilterTest, Combined) {
@@ -702,7 +723,7 @@ class PagingTest : public StoreTest {
 };
 
 TEST_F(PagingTest, ForwardThroughThreePages) {
-  for (const BindingFilter& filter : {BindingFilter{}, BindingFilter{.tags = {"all-of-them"}}}) {
+  for (const BindingFilter& filter : {BindingFilter{}, tags_filter({"all-of-them"})}) {
     auto p1 = page(std::nullopt, filter);
     EXPECT_EQ(sids_of(p1.items), (V{sids_[0], sids_[1], sids_[2]}));
     EXPECT_TRUE(p1.more);
@@ -812,6 +833,7 @@ TEST_F(StoreTest, ConcurrentInsertsAreGroupedIntoFewCommits) {
 
   EXPECT_EQ(failures.load(), 0);
   const auto commits = store_->commit_count() - commits_before;
+  RecordProperty("commits", static_cast<int>(commits));
   EXPECT_GE(commits, 1u);
   EXPECT_LT(commits, static_cast<std::uint64_t>(kThreads * kPerThread) / 4)
       << "writes were not grouped: " << commits << " commits";
@@ -819,7 +841,7 @@ TEST_F(StoreTest, ConcurrentInsertsAreGroupedIntoFewCommits) {
   EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads * kPerThread));
   EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), all.size());
   for (int t = 0; t < kThreads; t += 9) {
-    EXPECT_EQ(list_sids(service, {.identities = {"user-" + std::to_string(t)}}).size(),
+    EXPECT_EQ(list_sids(service, identities_filter({"user-" + std::to_string(t)})).size(),
               static_cast<std::size_t>(kPerThread));
   }
 }
@@ -898,6 +920,7 @@ TEST_F(StoreTest, FailingWriteInABatchDoesNotUndoTheOthers) {
     EXPECT_EQ(r.error().status, 500);
   }
   const auto commits = store_->commit_count() - commits_before;
+  RecordProperty("commits", static_cast<int>(commits));
   EXPECT_LT(commits, static_cast<std::uint64_t>(kWriters)) << "the writes were not batched";
 
   for (const auto& b : bindings) {
@@ -956,7 +979,7 @@ TEST_F(StoreTest, DataSurvivesReopen) {
   EXPECT_EQ(found->tags, (std::vector<std::string>{"vip", "beta"}));
   EXPECT_EQ(found->credential_sid, cred.sid);
   EXPECT_EQ(found->endpoint, "ep");
-  EXPECT_EQ(list_sids(service, BindingFilter{.tags = {"vip", "fcm"}}), (std::vector<std::string>{b.sid}));
+  EXPECT_EQ(list_sids(service, tags_filter({"vip", "fcm"})), (std::vector<std::string>{b.sid}));
 
   // Sequences keep growing after a reopen, so keyset cursors stay ordered.
   auto later = add_binding(make_binding(service, "bob", "apn", "apn-token"));
