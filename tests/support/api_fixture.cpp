@@ -108,6 +108,8 @@ void ApiFixture::TearDown() {
   impl_.reset();
 }
 
+void ApiFixture::set_ready(bool ready) { impl_->router->set_ready(ready); }
+
 HttpClient ApiFixture::client() const {
   HttpClient c("127.0.0.1", port_);
   c.set_basic_auth(kAccountSid, kAuthToken);

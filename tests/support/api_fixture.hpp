@@ -42,6 +42,9 @@ class ApiFixture : public ::testing::Test {
   // A client with no credentials.
   HttpClient anonymous_client() const;
 
+  // /healthz answers 200 only while ready (SetUp makes it ready).
+  void set_ready(bool ready);
+
   // Creates a service (201 expected, else the test fails) and returns its SID.
   std::string create_service(HttpClient& c, const Form& form = {});
 
