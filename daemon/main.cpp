@@ -1,6 +1,5 @@
 // notifyd: a thin main over notifyd_core (see daemon/app/daemon.hpp).
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 
 #include "daemon/app/daemon.hpp"

@@ -29,7 +29,8 @@ PkeyPtr read_private_key(std::string_view pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return nullptr;
   // An empty passphrase callback: an encrypted key fails instead of prompting on a terminal.
-  PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
+  PkeyPtr key(PEM_read_bio_PrivateKey(
+      bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
   ERR_clear_error();
   return key;
 }
@@ -45,7 +46,8 @@ JwtResult<std::string> digest_sign(EVP_PKEY* key, std::string_view signing_input
   }
   std::string sig(len, '\0');
   if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
-                     reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size()) != 1) {
+                     reinterpret_cast<const unsigned char*>(signing_input.data()),
+                     signing_input.size()) != 1) {
     ERR_clear_error();
     return JwtError{"signing failed"};
   }
@@ -122,7 +124,8 @@ JwtResult<std::string> sign_es256(std::string_view header_json, std::string_view
 JwtResult<std::string> sign_rs256(std::string_view header_json, std::string_view claims_json,
                                   std::string_view private_key_pem) {
   auto key = read_private_key(private_key_pem);
-  if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA) return JwtError{"RS256 needs an RSA private key"};
+  if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA)
+    return JwtError{"RS256 needs an RSA private key"};
   std::string input = signing_input(header_json, claims_json);
   auto sig = digest_sign(key.get(), input);
   if (!sig) return sig.error();

@@ -3,7 +3,6 @@
 // (Google OAuth2 service-account assertions). Pure functions over OpenSSL 3; any thread.
 // Failures (unparsable key, wrong key type) are values; the key text never appears in a message.
 #include <boost/system/result.hpp>
-
 #include <string>
 #include <string_view>
 

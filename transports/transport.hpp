@@ -3,7 +3,6 @@
 // deliver() runs on the transport's executor and never throws for a provider or network failure: every
 // outcome is a DeliveryResult value. Exceptions only for bugs.
 #include <boost/asio/awaitable.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <memory>

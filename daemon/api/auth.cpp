@@ -33,7 +33,8 @@ std::optional<std::string> decode_base64(std::string_view in) {
 
 std::optional<std::string> authenticate(const Config& config, std::string_view header) {
   constexpr std::string_view kBasic = "Basic ";
-  if (header.size() <= kBasic.size() || !std::equal(kBasic.begin(), kBasic.end(), header.begin(), [](char a, char b) {
+  if (header.size() <= kBasic.size() ||
+      !std::equal(kBasic.begin(), kBasic.end(), header.begin(), [](char a, char b) {
         return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
       })) {
     return std::nullopt;

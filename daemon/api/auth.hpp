@@ -1,11 +1,11 @@
 #pragma once
 // Authentication of API requests: HTTP Basic with an account SID and its auth token, or an API key SID
 // (SK...) and its secret. Secrets are compared in constant time. Thread-safe (reads an immutable Config).
-#include "daemon/config/config.hpp"
-
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "daemon/config/config.hpp"
 
 namespace notifyd::api {
 

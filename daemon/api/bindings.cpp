@@ -29,7 +29,8 @@ bool is_binding_type(std::string_view t) {
 }
 
 bool has_control_chars(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
 Status validate_address(std::string_view type, std::string_view address) {
@@ -39,13 +40,16 @@ Status validate_address(std::string_view type, std::string_view address) {
   if (type == "apn") {
     // APNs device tokens are hex strings (64 digits today; Apple reserves the right to lengthen them).
     bool hex = address.size() >= 64 && address.size() <= 200 && address.size() % 2 == 0 &&
-               std::all_of(address.begin(), address.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
-    if (!hex) return invalid_parameter("Address must be an APNs device token (hexadecimal, at least 64 digits)");
+               std::all_of(address.begin(), address.end(),
+                           [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+    if (!hex)
+      return invalid_parameter("Address must be an APNs device token (hexadecimal, at least 64 digits)");
   } else if (type == "sms") {
     bool e164 = address.size() >= 3 && address.size() <= 16 && address[0] == '+' && address[1] >= '1' &&
                 address[1] <= '9' &&
                 std::all_of(address.begin() + 1, address.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (!e164) return invalid_parameter("Address must be a phone number in E.164 format, such as +14155551234");
+    if (!e164)
+      return invalid_parameter("Address must be a phone number in E.164 format, such as +14155551234");
   } else if (address.find(' ') != std::string_view::npos) {
     return invalid_parameter("Address must not contain spaces");
   }
@@ -67,8 +71,8 @@ auto api_log() { return module_logger("api"); }
 
 Result<ResourceResponse> create_binding(Store& store, const ResourceRequest& request) {
   const auto& form = request.form;
-  if (auto st = form.check_known(
-          {"Identity", "BindingType", "Address", "Tag", "NotificationProtocolVersion", "CredentialSid", "Endpoint"});
+  if (auto st = form.check_known({"Identity", "BindingType", "Address", "Tag", "NotificationProtocolVersion",
+                                  "CredentialSid", "Endpoint"});
       !st) {
     return st.error();
   }
@@ -141,11 +145,12 @@ Result<ResourceResponse> create_binding(Store& store, const ResourceRequest& req
   if (!inserted) return inserted.error();
   const auto& created = inserted->binding;
   if (inserted->replaced_sid) {
-    api_log()->info("[{}][B{}] binding replaces {} (same address)", service_sid, created.sid, *inserted->replaced_sid);
+    api_log()->info("[{}][B{}] binding replaces {} (same address)", service_sid, created.sid,
+                    *inserted->replaced_sid);
   }
   for (const auto& evicted : inserted->evicted_sids) {
-    api_log()->info("[{}][B{}] binding {} removed: identity has more than 20 bindings", service_sid, created.sid,
-                    evicted);
+    api_log()->info("[{}][B{}] binding {} removed: identity has more than 20 bindings", service_sid,
+                    created.sid, evicted);
   }
   return json_response(201, render_binding(created, request.public_url));
 }

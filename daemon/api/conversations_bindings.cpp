@@ -46,7 +46,8 @@ Result<ResourceResponse> list_conversations_bindings(Store& store, const Resourc
   ListLinks links{request.public_url + request.path, {}, "bindings"};
   auto types = request.query.get_all("BindingType");
   for (const auto& t : types) {
-    if (!in_view(t) && t != "twilsock") return invalid_parameter("BindingType must be one of apn, gcm, fcm, twilsock");
+    if (!in_view(t) && t != "twilsock")
+      return invalid_parameter("BindingType must be one of apn, gcm, fcm, twilsock");
     links.filters.emplace_back("BindingType", t);
     if (in_view(t)) filter.binding_types.push_back(t);
   }

@@ -2,11 +2,11 @@
 // validated on every create and update and never rendered.
 #include <spdlog/spdlog.h>
 
-#include "daemon/model/log.hpp"
 #include "daemon/api/paging.hpp"
 #include "daemon/api/render.hpp"
 #include "daemon/api/resource.hpp"
 #include "daemon/model/credential_validation.hpp"
+#include "daemon/model/log.hpp"
 #include "daemon/model/sid.hpp"
 #include "daemon/model/time.hpp"
 
@@ -18,7 +18,8 @@ constexpr std::size_t kMaxFriendlyName = 256;
 // Fields a create or update may carry, applied over `r` (whose type is fixed), then validated as a whole.
 Status apply_credential_fields(CredentialRecord& r, const FormParams& form) {
   if (auto name = form.get("FriendlyName")) {
-    if (name->size() > kMaxFriendlyName) return invalid_parameter("FriendlyName is longer than 256 characters");
+    if (name->size() > kMaxFriendlyName)
+      return invalid_parameter("FriendlyName is longer than 256 characters");
     r.friendly_name = *name;
   }
   if (auto sandbox = form.get("Sandbox")) {
@@ -27,7 +28,8 @@ Status apply_credential_fields(CredentialRecord& r, const FormParams& form) {
     r.sandbox = *b;
   }
   auto refuse_for_type = [&](std::string_view field) -> Status {
-    if (form.has(field)) return invalid_parameter(std::string(field) + " does not apply to " + r.type + " credentials");
+    if (form.has(field))
+      return invalid_parameter(std::string(field) + " does not apply to " + r.type + " credentials");
     return {};
   };
 
@@ -43,14 +45,16 @@ Status apply_credential_fields(CredentialRecord& r, const FormParams& form) {
     if (token_auth) {
       // Token auth (notifyd extension): the .p8 key, its key id, the team and the topic.
       if (form.has("Certificate") && !form.get("Certificate")->empty()) {
-        return invalid_parameter("Certificate and ApnKeyId exclude each other: token auth uses PrivateKey alone");
+        return invalid_parameter(
+            "Certificate and ApnKeyId exclude each other: token auth uses PrivateKey alone");
       }
       r.certificate.clear();
       if (auto v = form.get("ApnTopic")) r.apn_topic = *v;
-      for (auto [field, value] : {std::pair<std::string_view, const std::string*>{"PrivateKey", &r.private_key},
-                                  {"ApnKeyId", &r.apn_key_id},
-                                  {"ApnTeamId", &r.apn_team_id},
-                                  {"ApnTopic", &r.apn_topic}}) {
+      for (auto [field, value] :
+           {std::pair<std::string_view, const std::string*>{"PrivateKey", &r.private_key},
+            {"ApnKeyId", &r.apn_key_id},
+            {"ApnTeamId", &r.apn_team_id},
+            {"ApnTopic", &r.apn_topic}}) {
         if (value->empty()) return invalid_parameter(std::string(field) + " is required for APNs token auth");
       }
       return validate_apn_token_key(r.private_key, r.apn_key_id, r.apn_team_id, r.apn_topic);
@@ -70,13 +74,13 @@ Status apply_credential_fields(CredentialRecord& r, const FormParams& form) {
     if (auto st = refuse_for_type(f); !st) return st;
   }
   if (auto v = form.get(field)) r.secret = *v;
-  if (r.secret.empty()) return invalid_parameter(std::string(field) + " is required for " + r.type + " credentials");
+  if (r.secret.empty())
+    return invalid_parameter(std::string(field) + " is required for " + r.type + " credentials");
   auto account = validate_service_account_json(r.secret, field);
   if (!account) return account.error();
   r.fcm_project_id = account->project_id;
   return {};
 }
-
 
 auto api_log() { return module_logger("api"); }
 
@@ -84,14 +88,15 @@ auto api_log() { return module_logger("api"); }
 
 Result<ResourceResponse> create_credential(Store& store, const ResourceRequest& request) {
   const auto& form = request.form;
-  if (auto st = form.check_known({"Type", "FriendlyName", "Certificate", "PrivateKey", "Sandbox", "ApiKey", "Secret",
-                                  "ApnKeyId", "ApnTeamId", "ApnTopic"});
+  if (auto st = form.check_known({"Type", "FriendlyName", "Certificate", "PrivateKey", "Sandbox", "ApiKey",
+                                  "Secret", "ApnKeyId", "ApnTeamId", "ApnTopic"});
       !st) {
     return st.error();
   }
   auto type = required_param(form, "Type");
   if (!type) return type.error();
-  if (*type != "apn" && *type != "fcm" && *type != "gcm") return invalid_parameter("Type must be one of apn, fcm, gcm");
+  if (*type != "apn" && *type != "fcm" && *type != "gcm")
+    return invalid_parameter("Type must be one of apn, fcm, gcm");
 
   CredentialRecord r;
   r.sid = make_sid("CR");
@@ -124,15 +129,16 @@ Result<ResourceResponse> fetch_credential(Store& store, const ResourceRequest& r
 
 Result<ResourceResponse> update_credential(Store& store, const ResourceRequest& request) {
   if (auto st = request.form.check_known({"FriendlyName", "Certificate", "PrivateKey", "Sandbox", "ApiKey",
-                                           "Secret", "ApnKeyId", "ApnTeamId", "ApnTopic"});
+                                          "Secret", "ApnKeyId", "ApnTeamId", "ApnTopic"});
       !st) {
     return st.error();
   }
-  auto updated = store.update_credential(request.account_sid, request.params.at(0), [&](CredentialRecord& r) -> Status {
-    if (auto st = apply_credential_fields(r, request.form); !st) return st;
-    r.date_updated = now_seconds();
-    return {};
-  });
+  auto updated =
+      store.update_credential(request.account_sid, request.params.at(0), [&](CredentialRecord& r) -> Status {
+        if (auto st = apply_credential_fields(r, request.form); !st) return st;
+        r.date_updated = now_seconds();
+        return {};
+      });
   if (!updated) return updated.error();
   api_log()->info("[{}] credential updated", updated->sid);
   return json_response(200, render_credential(*updated, request.public_url));

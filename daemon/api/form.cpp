@@ -1,8 +1,7 @@
 #include "daemon/api/form.hpp"
 
-#include <boost/url/parse_query.hpp>
-
 #include <algorithm>
+#include <boost/url/parse_query.hpp>
 
 namespace notifyd::api {
 

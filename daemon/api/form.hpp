@@ -2,8 +2,6 @@
 // FormParams: a decoded application/x-www-form-urlencoded body or query string, keys in order and
 // repeated keys kept (Twilio's arrays). Plain value; any thread. Parsing fails with 400/20001 when
 // the encoding is invalid or the decoded text is not UTF-8.
-#include "daemon/model/api_error.hpp"
-
 #include <initializer_list>
 #include <optional>
 #include <span>
@@ -11,6 +9,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "daemon/model/api_error.hpp"
 
 namespace notifyd::api {
 

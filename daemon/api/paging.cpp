@@ -1,10 +1,9 @@
 #include "daemon/api/paging.hpp"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
-
-#include <algorithm>
 #include <charconv>
 #include <limits>
 
@@ -28,7 +27,8 @@ Result<ListQuery> parse_list_query(const FormParams& query, std::size_t max_page
                 std::all_of(size->begin(), size->end(), [](char c) { return c >= '0' && c <= '9'; });
     if (huge) v = std::numeric_limits<std::int64_t>::max();  // beyond int64 is still "above the maximum"
     if (!v || *v < 1) return invalid_parameter("PageSize must be a positive integer");
-    q.page_size = static_cast<std::size_t>(std::min<std::int64_t>(*v, static_cast<std::int64_t>(max_page_size)));
+    q.page_size =
+        static_cast<std::size_t>(std::min<std::int64_t>(*v, static_cast<std::int64_t>(max_page_size)));
   }
   if (auto page = query.get("Page")) {
     auto v = parse_int(*page);
@@ -70,7 +70,8 @@ boost::json::object page_meta(const ListLinks& links, const ListQuery& q, bool h
                               std::optional<std::int64_t> first_seq, std::optional<std::int64_t> last_seq) {
   auto url_for = [&](std::size_t page_index, std::optional<PageCursor> cursor) {
     std::string url = links.base_url + "?";
-    for (const auto& [k, v] : links.filters) url += encode_query_component(k) + "=" + encode_query_component(v) + "&";
+    for (const auto& [k, v] : links.filters)
+      url += encode_query_component(k) + "=" + encode_query_component(v) + "&";
     url += "PageSize=" + std::to_string(q.page_size) + "&Page=" + std::to_string(page_index);
     if (cursor) url += "&PageToken=" + encode_page_token(*cursor);
     return url;

@@ -1,14 +1,13 @@
 #pragma once
 // Paging for list endpoints: PageSize/Page/PageToken parsing and the `meta` object with absolute URLs.
 // Keyset: a PageToken names the seq to continue after (or before), never an offset. Pure; any thread.
-#include "daemon/api/form.hpp"
-#include "daemon/store/store.hpp"
-
 #include <boost/json/object.hpp>
-
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "daemon/api/form.hpp"
+#include "daemon/store/store.hpp"
 
 namespace notifyd::api {
 
@@ -28,9 +27,9 @@ std::optional<PageCursor> decode_page_token(std::string_view token);
 std::string encode_query_component(std::string_view s);
 
 struct ListLinks {
-  std::string base_url;                                  // public_url + path, no query
+  std::string base_url;                                      // public_url + path, no query
   std::vector<std::pair<std::string, std::string>> filters;  // echoed in every URL, in order
-  std::string key;                                       // "bindings", "services", ...
+  std::string key;                                           // "bindings", "services", ...
 };
 
 // `first_seq`/`last_seq` are the seqs of the page's first and last items (when it has any).
@@ -39,7 +38,8 @@ boost::json::object page_meta(const ListLinks& links, const ListQuery& q, bool h
 
 // Wraps a page of rendered items into `{key: [...], meta: {...}}`. `more` is the store's flag.
 template <class T, class Render>
-boost::json::object list_body(const ListLinks& links, const ListQuery& q, const Page<T>& page, Render render) {
+boost::json::object list_body(const ListLinks& links, const ListQuery& q, const Page<T>& page,
+                              Render render) {
   boost::json::array items;
   items.reserve(page.items.size());
   for (const auto& item : page.items) items.push_back(render(item));
@@ -53,7 +53,8 @@ boost::json::object list_body(const ListLinks& links, const ListQuery& q, const 
   }
   boost::json::object body;
   body[links.key] = std::move(items);
-  body["meta"] = page_meta(links, q, has_next && last.has_value(), has_previous && first.has_value(), first, last);
+  body["meta"] =
+      page_meta(links, q, has_next && last.has_value(), has_previous && first.has_value(), first, last);
   return body;
 }
 

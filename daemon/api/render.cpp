@@ -100,7 +100,8 @@ boost::json::object render_conversations_binding(const BindingRecord& r, std::st
   o["identity"] = r.identity;
   o["binding_type"] = r.binding_type;
   // Decision (DESIGN.md): every binding receives all three Conversations message types.
-  o["message_types"] = boost::json::array{"new_message", "added_to_conversation", "removed_from_conversation"};
+  o["message_types"] =
+      boost::json::array{"new_message", "added_to_conversation", "removed_from_conversation"};
   o["url"] = std::string(public_url) + "/conversations/v1/Services/" + r.service_sid + "/Bindings/" + r.sid;
   return o;
 }

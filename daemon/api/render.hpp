@@ -1,13 +1,12 @@
 #pragma once
 // JSON renderings of the resources (field for field the spec's response schemas) and of Twilio errors.
 // Secrets are never rendered. Pure; any thread.
-#include "daemon/model/api_error.hpp"
-#include "daemon/model/records.hpp"
-
 #include <boost/json/object.hpp>
-
 #include <string>
 #include <string_view>
+
+#include "daemon/model/api_error.hpp"
+#include "daemon/model/records.hpp"
 
 namespace notifyd::api {
 

@@ -1,9 +1,8 @@
 #include "daemon/api/resource.hpp"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
-
-#include <algorithm>
 #include <cctype>
 
 namespace notifyd::api {
@@ -28,7 +27,8 @@ bool is_http_url(std::string_view s) {
 
 Result<std::string> required_param(const FormParams& form, std::string_view name) {
   auto v = form.get(name);
-  if (!v || v->empty()) return invalid_parameter("Missing required parameter " + std::string(name) + " in the post body");
+  if (!v || v->empty())
+    return invalid_parameter("Missing required parameter " + std::string(name) + " in the post body");
   return *v;
 }
 

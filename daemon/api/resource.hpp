@@ -2,13 +2,12 @@
 // What a resource handler sees and returns. Handlers are plain synchronous functions: the router runs
 // them on the store worker pool (never an I/O thread), so they may call the blocking Store directly.
 // Failures are ApiErrors; a 404 without a message gets "The requested resource <path> was not found".
-#include "daemon/api/form.hpp"
-#include "daemon/store/store.hpp"
-
 #include <boost/json/object.hpp>
-
 #include <string>
 #include <vector>
+
+#include "daemon/api/form.hpp"
+#include "daemon/store/store.hpp"
 
 namespace notifyd::api {
 

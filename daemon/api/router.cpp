@@ -34,7 +34,8 @@ const std::vector<Route>& routes() {
       {{"v1", "Credentials", "*"},
        {{"GET", fetch_credential}, {"POST", update_credential}, {"DELETE", delete_credential}}},
       {{"v1", "Services"}, {{"GET", list_services}, {"POST", create_service}}},
-      {{"v1", "Services", "*"}, {{"GET", fetch_service}, {"POST", update_service}, {"DELETE", delete_service}}},
+      {{"v1", "Services", "*"},
+       {{"GET", fetch_service}, {"POST", update_service}, {"DELETE", delete_service}}},
       {{"v1", "Services", "*", "Bindings"}, {{"GET", list_bindings}, {"POST", create_binding}}},
       {{"v1", "Services", "*", "Bindings", "*"}, {{"GET", fetch_binding}, {"DELETE", delete_binding}}},
       {{"conversations", "v1", "Services", "*", "Bindings"}, {{"GET", list_conversations_bindings}}},
@@ -116,9 +117,7 @@ struct Router::Impl {
 Router::Router(std::shared_ptr<const Config> config, Store& store, unsigned workers)
     : impl_(std::make_unique<Impl>(std::move(config), store, workers)) {}
 
-Router::~Router() {
-  impl_->workers.join();
-}
+Router::~Router() { impl_->workers.join(); }
 
 void Router::set_config(std::shared_ptr<const Config> config) {
   std::lock_guard lk(impl_->config_mu);
@@ -132,7 +131,9 @@ std::shared_ptr<const Config> Router::config() const {
   return impl_->config;
 }
 
-std::size_t Router::body_limit(std::string_view, std::string_view) const { return config()->server.max_body_bytes; }
+std::size_t Router::body_limit(std::string_view, std::string_view) const {
+  return config()->server.max_body_bytes;
+}
 
 http::Response Router::error_response(const ApiError& error) const {
   auto r = json(static_cast<unsigned>(error.status), boost::json::serialize(render_error(error)));
@@ -175,7 +176,8 @@ boost::asio::awaitable<http::Response> Router::handle(http::Request request) {
     allow += (allow.empty() ? "" : ", ") + std::string(m.method);
   }
   if (!handler) {
-    auto r = error_response({405, codes::kMethodNotAllowed, "Method " + request.method + " not allowed on " + path});
+    auto r = error_response(
+        {405, codes::kMethodNotAllowed, "Method " + request.method + " not allowed on " + path});
     r.headers.emplace_back("Allow", allow);
     co_return r;
   }
@@ -195,8 +197,8 @@ boost::asio::awaitable<http::Response> Router::handle(http::Request request) {
     resource_request->form = std::move(*form);
   }
 
-  auto result = co_await boost::asio::co_spawn(impl_->workers, run_handler(handler, &impl_->store, resource_request),
-                                                boost::asio::use_awaitable);
+  auto result = co_await boost::asio::co_spawn(
+      impl_->workers, run_handler(handler, &impl_->store, resource_request), boost::asio::use_awaitable);
   if (!result) {
     ApiError e = result.error();
     if (e.status == 404 && e.message.empty()) e = not_found(path);

@@ -3,12 +3,12 @@
 // 401 comes before a 404), decodes forms, and runs the resource handler on the store worker pool.
 // Owned by the app; handle() runs on a connection's I/O thread and never blocks it. Turns every
 // ApiError into Twilio's JSON error body; nothing escapes as an exception.
+#include <memory>
+#include <mutex>
+
 #include "daemon/api/resource.hpp"
 #include "daemon/config/config.hpp"
 #include "daemon/http/server.hpp"
-
-#include <memory>
-#include <mutex>
 
 namespace notifyd::api {
 

@@ -14,21 +14,20 @@
 namespace notifyd::api {
 namespace {
 
-constexpr std::array<std::string_view, 14> kServiceParams = {
-    "FriendlyName",
-    "ApnCredentialSid",
-    "GcmCredentialSid",
-    "MessagingServiceSid",
-    "FacebookMessengerPageId",
-    "DefaultApnNotificationProtocolVersion",
-    "DefaultGcmNotificationProtocolVersion",
-    "FcmCredentialSid",
-    "DefaultFcmNotificationProtocolVersion",
-    "LogEnabled",
-    "AlexaSkillId",
-    "DefaultAlexaNotificationProtocolVersion",
-    "DeliveryCallbackUrl",
-    "DeliveryCallbackEnabled"};
+constexpr std::array<std::string_view, 14> kServiceParams = {"FriendlyName",
+                                                             "ApnCredentialSid",
+                                                             "GcmCredentialSid",
+                                                             "MessagingServiceSid",
+                                                             "FacebookMessengerPageId",
+                                                             "DefaultApnNotificationProtocolVersion",
+                                                             "DefaultGcmNotificationProtocolVersion",
+                                                             "FcmCredentialSid",
+                                                             "DefaultFcmNotificationProtocolVersion",
+                                                             "LogEnabled",
+                                                             "AlexaSkillId",
+                                                             "DefaultAlexaNotificationProtocolVersion",
+                                                             "DeliveryCallbackUrl",
+                                                             "DeliveryCallbackEnabled"};
 
 // Checks a credential SID parameter; an empty value clears the field.
 Status apply_credential_sid(Store& store, const ResourceRequest& request, std::string_view param,
@@ -62,7 +61,8 @@ Status apply_protocol_version(const FormParams& form, std::string_view param, st
   return {};
 }
 
-Status apply_optional_text(const FormParams& form, std::string_view param, std::optional<std::string>& field) {
+Status apply_optional_text(const FormParams& form, std::string_view param,
+                           std::optional<std::string>& field) {
   auto v = form.get(param);
   if (!v) return {};
   if (v->size() > 256) return invalid_parameter(std::string(param) + " is longer than 256 characters");
@@ -112,7 +112,8 @@ Status apply_plain_fields(const FormParams& form, ServiceRecord& r) {
   if (!(st = apply_bool(form, "LogEnabled", r.log_enabled))) return st;
   if (!(st = apply_bool(form, "DeliveryCallbackEnabled", r.delivery_callback_enabled))) return st;
   if (auto v = form.get("DeliveryCallbackUrl")) {
-    if (!v->empty() && !is_http_url(*v)) return invalid_parameter("DeliveryCallbackUrl must be an absolute http(s) URL");
+    if (!v->empty() && !is_http_url(*v))
+      return invalid_parameter("DeliveryCallbackUrl must be an absolute http(s) URL");
     if (v->empty()) {
       r.delivery_callback_url.reset();
     } else {
@@ -184,14 +185,15 @@ Result<ResourceResponse> update_service(Store& store, const ResourceRequest& req
   }
   CredentialSids sids;
   if (auto st = check_credential_sids(store, request, sids); !st) return st.error();
-  auto updated = store.update_service(request.account_sid, request.params.at(0), [&](ServiceRecord& r) -> Status {
-    if (auto st = apply_plain_fields(request.form, r); !st) return st;
-    if (request.form.has("ApnCredentialSid")) r.apn_credential_sid = sids.apn;
-    if (request.form.has("GcmCredentialSid")) r.gcm_credential_sid = sids.gcm;
-    if (request.form.has("FcmCredentialSid")) r.fcm_credential_sid = sids.fcm;
-    r.date_updated = now_seconds();
-    return {};
-  });
+  auto updated =
+      store.update_service(request.account_sid, request.params.at(0), [&](ServiceRecord& r) -> Status {
+        if (auto st = apply_plain_fields(request.form, r); !st) return st;
+        if (request.form.has("ApnCredentialSid")) r.apn_credential_sid = sids.apn;
+        if (request.form.has("GcmCredentialSid")) r.gcm_credential_sid = sids.gcm;
+        if (request.form.has("FcmCredentialSid")) r.fcm_credential_sid = sids.fcm;
+        r.date_updated = now_seconds();
+        return {};
+      });
   if (!updated) return updated.error();
   api_log()->info("[{}] service updated", updated->sid);
   return json_response(200, render_service(*updated, request.public_url));

@@ -74,7 +74,8 @@ int run_daemon(const std::string& config_path) {
     return 1;
   }
 
-  unsigned threads = config->server.threads ? config->server.threads : std::max(1u, std::thread::hardware_concurrency());
+  unsigned threads =
+      config->server.threads ? config->server.threads : std::max(1u, std::thread::hardware_concurrency());
   boost::asio::io_context io(static_cast<int>(threads));
   api::Router router(config, *store, config->store.workers);
 

@@ -2,7 +2,6 @@
 // ApiError: a Twilio-format failure (HTTP status, Twilio error code, message) carried as a value
 // from validation and store calls up to api/, which alone turns it into JSON. Plain data, any thread.
 #include <boost/system/result.hpp>
-
 #include <source_location>
 #include <string>
 
@@ -32,9 +31,7 @@ inline ApiError invalid_parameter(std::string message) {
 inline ApiError not_found(std::string_view path) {
   return {404, codes::kNotFound, "The requested resource " + std::string(path) + " was not found"};
 }
-inline ApiError internal_error(std::string message) {
-  return {500, codes::kInternal, std::move(message)};
-}
+inline ApiError internal_error(std::string message) { return {500, codes::kInternal, std::move(message)}; }
 
 // Reached only when .value() is called on a failed Result: a bug, so it throws.
 [[noreturn]] void throw_exception_from_error(const ApiError& e, const boost::source_location& loc);

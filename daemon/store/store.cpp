@@ -5,8 +5,8 @@
 namespace notifyd {
 
 bool is_implicit_tag(std::string_view tag) {
-  static constexpr std::array<std::string_view, 7> kImplicit = {"all", "apn", "gcm", "sms",
-                                                                "fcm", "facebook-messenger", "alexa"};
+  static constexpr std::array<std::string_view, 7> kImplicit = {
+      "all", "apn", "gcm", "sms", "fcm", "facebook-messenger", "alexa"};
   for (auto t : kImplicit) {
     if (t == tag) return true;
   }

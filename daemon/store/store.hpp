@@ -3,15 +3,15 @@
 // Every call is synchronous, thread-safe and may block (disk, network): api/ runs them on the store
 // worker pool, never on an I/O thread. A write returns only after its transaction is durable.
 // Failures are values: not found is ApiError{404, 20404} (api/ adds the path), anything else 500.
-#include "daemon/model/api_error.hpp"
-#include "daemon/model/records.hpp"
-
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "daemon/model/api_error.hpp"
+#include "daemon/model/records.hpp"
 
 namespace notifyd {
 
@@ -72,7 +72,8 @@ class Store {
   // Deletes the service's bindings with it.
   virtual Status delete_service(std::string_view account_sid, std::string_view sid) = 0;
   virtual Result<Page<ServiceRecord>> list_services(std::string_view account_sid,
-                                                    std::optional<std::string> friendly_name, PageRequest page) = 0;
+                                                    std::optional<std::string> friendly_name,
+                                                    PageRequest page) = 0;
 
   // Inserts `binding` into its service (404 when the service is not the account's), replacing the
   // binding with the same type and Address and evicting the Identity's oldest beyond 20, atomically.
@@ -81,8 +82,9 @@ class Store {
                                              std::string_view sid) = 0;
   virtual Status delete_binding(std::string_view account_sid, std::string_view service_sid,
                                 std::string_view sid) = 0;
-  virtual Result<Page<BindingRecord>> list_bindings(std::string_view account_sid, std::string_view service_sid,
-                                                    const BindingFilter& filter, PageRequest page) = 0;
+  virtual Result<Page<BindingRecord>> list_bindings(std::string_view account_sid,
+                                                    std::string_view service_sid, const BindingFilter& filter,
+                                                    PageRequest page) = 0;
 };
 
 }  // namespace notifyd

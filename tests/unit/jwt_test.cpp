@@ -42,7 +42,8 @@ Parts split(const std::string& jwt) {
 }
 
 std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> load_key(const std::string& pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
+                                                BIO_free);
   return {PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free};
 }
 
@@ -96,7 +97,8 @@ TEST(Jwt, ApnsProviderTokenVerifiesWithTheKeyAndCarriesKidIssIat) {
 
 TEST(Jwt, GoogleAssertionVerifiesAndHasScopeAudienceAndExpiry) {
   std::string rsa = test::make_rsa_key_pem();
-  auto token = make_google_assertion(rsa, "svc@proj.iam.gserviceaccount.com", "https://oauth2.example/token", 1000);
+  auto token =
+      make_google_assertion(rsa, "svc@proj.iam.gserviceaccount.com", "https://oauth2.example/token", 1000);
   ASSERT_TRUE(token) << token.error().message;
   Parts parts = split(*token);
   auto claims = boost::json::parse(parts.claims).as_object();

@@ -165,8 +165,8 @@ Page<T> run_page_query(Db& db, const std::string& table, const char* columns, st
                        const PageRequest& page, ReadRow read_row, BindFilter bind_filter) {
   bool backward = page.cursor && page.cursor->backward;
   if (page.cursor) where += backward ? " AND seq < ?" : " AND seq > ?";
-  std::string sql = std::string("SELECT ") + columns + " FROM " + table + " WHERE " + where + " ORDER BY seq " +
-                    (backward ? "DESC" : "ASC") + " LIMIT ?";
+  std::string sql = std::string("SELECT ") + columns + " FROM " + table + " WHERE " + where +
+                    " ORDER BY seq " + (backward ? "DESC" : "ASC") + " LIMIT ?";
   auto& stmt = db.prepare(sql);
   int next = bind_filter(stmt);
   if (page.cursor) stmt.bind(next++, page.cursor->seq);
@@ -343,7 +343,8 @@ Result<CredentialRecord> SqliteStore::insert_credential(CredentialRecord credent
 }
 
 namespace {
-std::optional<CredentialRecord> select_credential(Db& db, std::string_view account_sid, std::string_view sid) {
+std::optional<CredentialRecord> select_credential(Db& db, std::string_view account_sid,
+                                                  std::string_view sid) {
   auto& s = db.prepare(std::string("SELECT ") + kCredentialColumns +
                        " FROM credentials WHERE sid = ? AND account_sid = ?");
   s.bind(1, sid).bind(2, account_sid);
@@ -354,8 +355,8 @@ std::optional<CredentialRecord> select_credential(Db& db, std::string_view accou
 }
 
 std::optional<ServiceRecord> select_service(Db& db, std::string_view account_sid, std::string_view sid) {
-  auto& s =
-      db.prepare(std::string("SELECT ") + kServiceColumns + " FROM services WHERE sid = ? AND account_sid = ?");
+  auto& s = db.prepare(std::string("SELECT ") + kServiceColumns +
+                       " FROM services WHERE sid = ? AND account_sid = ?");
   s.bind(1, sid).bind(2, account_sid);
   std::optional<ServiceRecord> r;
   if (s.step()) r = read_service(s);
@@ -379,7 +380,8 @@ Result<CredentialRecord> SqliteStore::update_credential(std::string_view account
     if (auto st = change(*current); !st) return st.error();
     auto& s = db.prepare(
         "UPDATE credentials SET sid=?, account_sid=?, friendly_name=?, type=?, sandbox=?, certificate=?, "
-        "private_key=?, secret=?, apn_topic=?, apn_key_id=?, apn_team_id=?, fcm_project_id=?, date_created=?, "
+        "private_key=?, secret=?, apn_topic=?, apn_key_id=?, apn_team_id=?, fcm_project_id=?, "
+        "date_created=?, "
         "date_updated=? WHERE seq=?");
     bind_credential(s, *current, 1);
     s.bind(15, current->seq);
@@ -402,7 +404,10 @@ Status SqliteStore::delete_credential(std::string_view account_sid, std::string_
         .bind(1, sid)
         .bind(2, account_sid)
         .run();
-    db.prepare("DELETE FROM credentials WHERE sid = ? AND account_sid = ?").bind(1, sid).bind(2, account_sid).run();
+    db.prepare("DELETE FROM credentials WHERE sid = ? AND account_sid = ?")
+        .bind(1, sid)
+        .bind(2, account_sid)
+        .run();
     return {};
   });
 }
@@ -445,11 +450,13 @@ Result<ServiceRecord> SqliteStore::update_service(std::string_view account_sid, 
     if (!current) return store_not_found();
     if (auto st = change(*current); !st) return st.error();
     auto& s = db.prepare(
-        "UPDATE services SET sid=?, account_sid=?, friendly_name=?, apn_credential_sid=?, gcm_credential_sid=?, "
+        "UPDATE services SET sid=?, account_sid=?, friendly_name=?, apn_credential_sid=?, "
+        "gcm_credential_sid=?, "
         "fcm_credential_sid=?, messaging_service_sid=?, facebook_messenger_page_id=?, "
         "default_apn_notification_protocol_version=?, default_gcm_notification_protocol_version=?, "
         "default_fcm_notification_protocol_version=?, default_alexa_notification_protocol_version=?, "
-        "log_enabled=?, alexa_skill_id=?, delivery_callback_url=?, delivery_callback_enabled=?, date_created=?, "
+        "log_enabled=?, alexa_skill_id=?, delivery_callback_url=?, delivery_callback_enabled=?, "
+        "date_created=?, "
         "date_updated=? WHERE seq=?");
     bind_service(s, *current, 1);
     s.bind(19, current->seq);
@@ -463,13 +470,17 @@ Status SqliteStore::delete_service(std::string_view account_sid, std::string_vie
     if (!select_service(db, account_sid, sid)) return store_not_found();
     db.prepare("DELETE FROM binding_tags WHERE service_sid = ?").bind(1, sid).run();
     db.prepare("DELETE FROM bindings WHERE service_sid = ?").bind(1, sid).run();
-    db.prepare("DELETE FROM services WHERE sid = ? AND account_sid = ?").bind(1, sid).bind(2, account_sid).run();
+    db.prepare("DELETE FROM services WHERE sid = ? AND account_sid = ?")
+        .bind(1, sid)
+        .bind(2, account_sid)
+        .run();
     return {};
   });
 }
 
 Result<Page<ServiceRecord>> SqliteStore::list_services(std::string_view account_sid,
-                                                       std::optional<std::string> friendly_name, PageRequest page) {
+                                                       std::optional<std::string> friendly_name,
+                                                       PageRequest page) {
   return impl_->read<Page<ServiceRecord>>([&](Db& db) -> Result<Page<ServiceRecord>> {
     std::string where = friendly_name ? "account_sid = ? AND friendly_name = ?" : "account_sid = ?";
     return run_page_query<ServiceRecord>(db, "services", kServiceColumns, where, page, read_service,
@@ -484,8 +495,8 @@ Result<Page<ServiceRecord>> SqliteStore::list_services(std::string_view account_
 // ---- bindings
 
 namespace {
-std::optional<BindingRecord> select_binding(Db& db, std::string_view account_sid, std::string_view service_sid,
-                                            std::string_view sid) {
+std::optional<BindingRecord> select_binding(Db& db, std::string_view account_sid,
+                                            std::string_view service_sid, std::string_view sid) {
   auto& s = db.prepare(std::string("SELECT ") + kBindingColumns +
                        " FROM bindings WHERE sid = ? AND service_sid = ? AND account_sid = ?");
   s.bind(1, sid).bind(2, service_sid).bind(3, account_sid);
@@ -505,7 +516,8 @@ Result<BindingInsert> SqliteStore::insert_binding(BindingRecord binding) {
     if (!select_service(db, binding.account_sid, binding.service_sid)) return store_not_found();
     BindingInsert out;
 
-    auto& same = db.prepare("SELECT seq, sid FROM bindings WHERE service_sid = ? AND binding_type = ? AND address = ?");
+    auto& same = db.prepare(
+        "SELECT seq, sid FROM bindings WHERE service_sid = ? AND binding_type = ? AND address = ?");
     same.bind(1, std::string_view(binding.service_sid))
         .bind(2, std::string_view(binding.binding_type))
         .bind(3, std::string_view(binding.address));
@@ -518,7 +530,8 @@ Result<BindingInsert> SqliteStore::insert_binding(BindingRecord binding) {
     if (replaced_seq) delete_binding_row(db, *replaced_seq);
 
     // Keep at most kMaxBindingsPerIdentity, counting the one being added: evict the oldest.
-    auto& of_identity = db.prepare("SELECT seq, sid FROM bindings WHERE service_sid = ? AND identity = ? ORDER BY seq");
+    auto& of_identity =
+        db.prepare("SELECT seq, sid FROM bindings WHERE service_sid = ? AND identity = ? ORDER BY seq");
     of_identity.bind(1, std::string_view(binding.service_sid)).bind(2, std::string_view(binding.identity));
     std::vector<std::pair<std::int64_t, std::string>> existing;
     while (of_identity.step()) existing.emplace_back(of_identity.column_int(0), of_identity.column_text(1));
@@ -544,7 +557,8 @@ Result<BindingInsert> SqliteStore::insert_binding(BindingRecord binding) {
         .bind(12, binding.date_updated);
     ins.run();
     binding.seq = db.last_insert_rowid();
-    auto& tag = db.prepare("INSERT OR IGNORE INTO binding_tags (service_sid, tag, binding_seq) VALUES (?,?,?)");
+    auto& tag =
+        db.prepare("INSERT OR IGNORE INTO binding_tags (service_sid, tag, binding_seq) VALUES (?,?,?)");
     for (const auto& t : binding.tags) {
       tag.bind(1, std::string_view(binding.service_sid)).bind(2, std::string_view(t)).bind(3, binding.seq);
       tag.run();
@@ -573,11 +587,13 @@ Status SqliteStore::delete_binding(std::string_view account_sid, std::string_vie
   });
 }
 
-Result<Page<BindingRecord>> SqliteStore::list_bindings(std::string_view account_sid, std::string_view service_sid,
+Result<Page<BindingRecord>> SqliteStore::list_bindings(std::string_view account_sid,
+                                                       std::string_view service_sid,
                                                        const BindingFilter& filter, PageRequest page) {
   return impl_->read<Page<BindingRecord>>([&](Db& db) -> Result<Page<BindingRecord>> {
     std::string where = "service_sid = ? AND account_sid = ?";
-    if (!filter.identities.empty()) where += " AND identity IN (" + placeholders(filter.identities.size()) + ")";
+    if (!filter.identities.empty())
+      where += " AND identity IN (" + placeholders(filter.identities.size()) + ")";
     if (!filter.binding_types.empty()) {
       where += " AND binding_type IN (" + placeholders(filter.binding_types.size()) + ")";
     }
@@ -597,17 +613,20 @@ Result<Page<BindingRecord>> SqliteStore::list_bindings(std::string_view account_
     }
     if (filter.created_from) where += " AND date_created >= ?";
     if (filter.created_before) where += " AND date_created < ?";
-    return run_page_query<BindingRecord>(db, "bindings", kBindingColumns, where, page, read_binding, [&](Stmt& s) {
-      int i = 1;
-      s.bind(1, service_sid).bind(2, account_sid);
-      i = 3;
-      for (const auto& id : filter.identities) s.bind(i++, std::string_view(id));
-      for (const auto& bt : filter.binding_types) s.bind(i++, std::string_view(bt));
-      for (auto t : tag_binds) s.bind(i++, t);
-      if (filter.created_from) s.bind(i++, *filter.created_from);
-      if (filter.created_before) s.bind(i++, *filter.created_before);
-      return i;
-    });
+    return run_page_query<BindingRecord>(db, "bindings", kBindingColumns, where, page, read_binding,
+                                         [&](Stmt& s) {
+                                           int i = 1;
+                                           s.bind(1, service_sid).bind(2, account_sid);
+                                           i = 3;
+                                           for (const auto& id : filter.identities)
+                                             s.bind(i++, std::string_view(id));
+                                           for (const auto& bt : filter.binding_types)
+                                             s.bind(i++, std::string_view(bt));
+                                           for (auto t : tag_binds) s.bind(i++, t);
+                                           if (filter.created_from) s.bind(i++, *filter.created_from);
+                                           if (filter.created_before) s.bind(i++, *filter.created_before);
+                                           return i;
+                                         });
   });
 }
 

@@ -4,10 +4,10 @@
 // each write runs in its own SAVEPOINT, so one failing write does not undo its neighbours, and every
 // caller is answered only after the shared COMMIT is durable. Reads use a pool of read connections.
 // Failures: 404 (store_not_found) or 500 ApiErrors; the open itself throws on an unusable database.
-#include "daemon/store/store.hpp"
-
 #include <memory>
 #include <string>
+
+#include "daemon/store/store.hpp"
 
 namespace notifyd::sqlite {
 
@@ -19,7 +19,7 @@ struct SqliteOptions {
 class SqliteStore final : public Store {
  public:
   explicit SqliteStore(SqliteOptions options);  // opens, migrates, starts the writer thread
-  ~SqliteStore() override;                       // finishes queued writes, then closes
+  ~SqliteStore() override;                      // finishes queued writes, then closes
 
   Result<CredentialRecord> insert_credential(CredentialRecord credential) override;
   Result<CredentialRecord> find_credential(std::string_view account_sid, std::string_view sid) override;
@@ -33,13 +33,15 @@ class SqliteStore final : public Store {
   Result<ServiceRecord> update_service(std::string_view account_sid, std::string_view sid,
                                        std::function<Status(ServiceRecord&)> change) override;
   Status delete_service(std::string_view account_sid, std::string_view sid) override;
-  Result<Page<ServiceRecord>> list_services(std::string_view account_sid, std::optional<std::string> friendly_name,
+  Result<Page<ServiceRecord>> list_services(std::string_view account_sid,
+                                            std::optional<std::string> friendly_name,
                                             PageRequest page) override;
 
   Result<BindingInsert> insert_binding(BindingRecord binding) override;
   Result<BindingRecord> find_binding(std::string_view account_sid, std::string_view service_sid,
                                      std::string_view sid) override;
-  Status delete_binding(std::string_view account_sid, std::string_view service_sid, std::string_view sid) override;
+  Status delete_binding(std::string_view account_sid, std::string_view service_sid,
+                        std::string_view sid) override;
   Result<Page<BindingRecord>> list_bindings(std::string_view account_sid, std::string_view service_sid,
                                             const BindingFilter& filter, PageRequest page) override;
 
