@@ -3,13 +3,21 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <chrono>
+#include <cstdint>
 #include <stdexcept>
 
 namespace notifyd {
 
 std::string make_sid(std::string_view prefix) {
+  // 48 bits of milliseconds, then 80 random bits: SIDs made later sort later, so the store's unique
+  // SID index is appended to instead of written at a random page for every insert.
   std::array<unsigned char, 16> bytes{};
-  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+  auto ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  for (int i = 0; i < 6; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
+  if (RAND_bytes(bytes.data() + 6, static_cast<int>(bytes.size() - 6)) != 1) {
     throw std::runtime_error("RAND_bytes failed");  // the CSPRNG failing is not recoverable
   }
   static constexpr char kHex[] = "0123456789abcdef";

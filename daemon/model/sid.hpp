@@ -1,5 +1,6 @@
 #pragma once
-// SIDs (two-letter prefix + 32 lowercase hex from OpenSSL's CSPRNG) and their syntax check. Thread-safe.
+// SIDs (two-letter prefix + 32 lowercase hex: a millisecond timestamp, then OpenSSL CSPRNG bytes) and their
+// syntax check. Thread-safe.
 #include <string>
 #include <string_view>
 

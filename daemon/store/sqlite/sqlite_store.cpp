@@ -200,11 +200,15 @@ struct SqliteStore::Impl {
   bool stopping = false;
   std::thread writer;
   std::atomic<std::uint64_t> commits{0};
+  // WAL checkpoints run on their own thread and connection, so no commit waits for one.
+  std::thread checkpointer;
+  std::condition_variable checkpoint_cv;
 
   std::mutex readers_mu;
   std::vector<std::unique_ptr<Db>> idle_readers;
 
   void writer_loop();
+  void checkpoint_loop();
 
   // Runs `fn` in the next group commit and waits until that commit is durable (or failed).
   template <class T>
@@ -307,6 +311,29 @@ void SqliteStore::Impl::writer_loop() {
   }
 }
 
+void SqliteStore::Impl::checkpoint_loop() {
+  std::unique_ptr<Db> db;
+  std::uint64_t checkpointed_at = 0;
+  for (;;) {
+    {
+      std::unique_lock lk(queue_mu);
+      checkpoint_cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return stopping; });
+      if (stopping) return;
+    }
+    std::uint64_t now = commits.load(std::memory_order_relaxed);
+    if (now == checkpointed_at) continue;
+    try {
+      if (!db) db = std::make_unique<Db>(options.path, false);
+      // PASSIVE: copies what no reader still needs, never blocks the writer.
+      db->exec("PRAGMA wal_checkpoint(PASSIVE)");
+      checkpointed_at = now;
+    } catch (const std::exception& e) {
+      store_log()->warn("WAL checkpoint failed (retried later): {}", e.what());
+      db.reset();
+    }
+  }
+}
+
 SqliteStore::SqliteStore(SqliteOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   auto parent = std::filesystem::path(impl_->options.path).parent_path();
@@ -314,7 +341,9 @@ SqliteStore::SqliteStore(SqliteOptions options) : impl_(std::make_unique<Impl>()
   impl_->writer_db = std::make_unique<Db>(impl_->options.path, true);
   int version = migrate(*impl_->writer_db);
   store_log()->info("sqlite store open at {} (schema version {})", impl_->options.path, version);
+  impl_->writer_db->exec("PRAGMA wal_autocheckpoint=0");  // the checkpointer thread does it instead
   impl_->writer = std::thread([impl = impl_.get()] { impl->writer_loop(); });
+  impl_->checkpointer = std::thread([impl = impl_.get()] { impl->checkpoint_loop(); });
 }
 
 SqliteStore::~SqliteStore() {
@@ -323,7 +352,14 @@ SqliteStore::~SqliteStore() {
     impl_->stopping = true;
   }
   impl_->queue_cv.notify_all();
+  impl_->checkpoint_cv.notify_all();
   if (impl_->writer.joinable()) impl_->writer.join();
+  if (impl_->checkpointer.joinable()) impl_->checkpointer.join();
+  try {
+    impl_->writer_db->exec("PRAGMA wal_checkpoint(TRUNCATE)");  // leave a small WAL behind
+  } catch (const std::exception& e) {
+    store_log()->warn("final WAL checkpoint failed: {}", e.what());
+  }
 }
 
 std::uint64_t SqliteStore::commit_count() const { return impl_->commits.load(std::memory_order_relaxed); }
