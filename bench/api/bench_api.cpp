@@ -5,6 +5,7 @@
 // synchronous Beast clients on their own threads, one keep-alive connection each. Every loop is bounded
 // by a count; sockets carry SO_RCVTIMEO/SO_SNDTIMEO so a stuck server fails the run instead of hanging it.
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
@@ -32,8 +33,8 @@
 #include <future>
 #include <latch>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -60,17 +61,17 @@ constexpr const char* kAuthToken = "bench-token-0123456789abcdef";
 constexpr int kSocketTimeoutSeconds = 30;
 
 struct Options {
-  std::size_t n = 20000;        // HTTP creates (and raw rows unless --raw-n)
-  std::size_t raw_n = 0;        // 0: same as n
-  std::size_t clients = 32;     // client threads, one keep-alive connection each
-  std::size_t list_reps = 30;   // GET ?PageSize=1000 repetitions (and /healthz repetitions)
-  std::size_t list_size = 1000; // bindings in the listed service
-  unsigned io_threads = 2;      // threads running the server's io_context
-  unsigned workers = 64;        // Router worker pool (config.store.workers)
-  std::size_t max_batch = 512;  // SqliteOptions::max_batch (writes per group commit at most)
-  std::string type = "sms";     // sms | apn
-  std::string dir;              // empty: a fresh temp dir, removed afterwards
-  bool keep = false;            // keep --dir contents
+  std::size_t n = 20000;         // HTTP creates (and raw rows unless --raw-n)
+  std::size_t raw_n = 0;         // 0: same as n
+  std::size_t clients = 32;      // client threads, one keep-alive connection each
+  std::size_t list_reps = 30;    // GET ?PageSize=1000 repetitions (and /healthz repetitions)
+  std::size_t list_size = 1000;  // bindings in the listed service
+  unsigned io_threads = 2;       // threads running the server's io_context
+  unsigned workers = 64;         // Router worker pool (config.store.workers)
+  std::size_t max_batch = 512;   // SqliteOptions::max_batch (writes per group commit at most)
+  std::string type = "sms";      // sms | apn
+  std::string dir;               // empty: a fresh temp dir, removed afterwards
+  bool keep = false;             // keep --dir contents
   bool skip_store_direct = false;
 };
 
@@ -101,27 +102,43 @@ Options parse_options(int argc, char** argv) {
       if (i + 1 >= argc) usage((a + " needs a value").c_str());
       return argv[++i];
     };
-    if (a == "--n") o.n = parse_count("--n", value(), 1, 9'000'000);
-    else if (a == "--raw-n") o.raw_n = parse_count("--raw-n", value(), 1, 9'000'000);
-    else if (a == "--clients") o.clients = parse_count("--clients", value(), 1, 1024);
-    else if (a == "--list-reps") o.list_reps = parse_count("--list-reps", value(), 1, 100000);
-    else if (a == "--list-size") o.list_size = parse_count("--list-size", value(), 1, 1000);
-    else if (a == "--io-threads") o.io_threads = static_cast<unsigned>(parse_count("--io-threads", value(), 1, 64));
-    else if (a == "--workers") o.workers = static_cast<unsigned>(parse_count("--workers", value(), 1, 1024));
-    else if (a == "--max-batch") o.max_batch = parse_count("--max-batch", value(), 1, 100000);
-    else if (a == "--type") o.type = value();
-    else if (a == "--dir") o.dir = value();
-    else if (a == "--keep") o.keep = true;
-    else if (a == "--skip-store-direct") o.skip_store_direct = true;
-    else if (a == "--help" || a == "-h") usage("help");
-    else usage(("unknown flag " + a).c_str());
+    if (a == "--n")
+      o.n = parse_count("--n", value(), 1, 9'000'000);
+    else if (a == "--raw-n")
+      o.raw_n = parse_count("--raw-n", value(), 1, 9'000'000);
+    else if (a == "--clients")
+      o.clients = parse_count("--clients", value(), 1, 1024);
+    else if (a == "--list-reps")
+      o.list_reps = parse_count("--list-reps", value(), 1, 100000);
+    else if (a == "--list-size")
+      o.list_size = parse_count("--list-size", value(), 1, 1000);
+    else if (a == "--io-threads")
+      o.io_threads = static_cast<unsigned>(parse_count("--io-threads", value(), 1, 64));
+    else if (a == "--workers")
+      o.workers = static_cast<unsigned>(parse_count("--workers", value(), 1, 1024));
+    else if (a == "--max-batch")
+      o.max_batch = parse_count("--max-batch", value(), 1, 100000);
+    else if (a == "--type")
+      o.type = value();
+    else if (a == "--dir")
+      o.dir = value();
+    else if (a == "--keep")
+      o.keep = true;
+    else if (a == "--skip-store-direct")
+      o.skip_store_direct = true;
+    else if (a == "--help" || a == "-h")
+      usage("help");
+    else
+      usage(("unknown flag " + a).c_str());
   }
   if (o.type != "sms" && o.type != "apn") usage("--type must be sms or apn");
   if (o.raw_n == 0) o.raw_n = o.n;
   return o;
 }
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -167,11 +184,16 @@ std::string filesystem_name(const std::string& path) {
   struct statfs s {};
   if (statfs(path.c_str(), &s) != 0) return "unknown";
   switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53: return "ext4";
-    case 0x01021994: return "tmpfs (fsync is free: durability figures are meaningless)";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x794c7630: return "overlayfs";
+    case 0xEF53:
+      return "ext4";
+    case 0x01021994:
+      return "tmpfs (fsync is free: durability figures are meaningless)";
+    case 0x58465342:
+      return "xfs";
+    case 0x9123683E:
+      return "btrfs";
+    case 0x794c7630:
+      return "overlayfs";
     default: {
       char b[32];
       std::snprintf(b, sizeof b, "0x%lx", static_cast<unsigned long>(s.f_type));
@@ -214,7 +236,8 @@ double raw_inserts(const std::string& path, const std::string& type, std::size_t
   auto begin = prepare("BEGIN IMMEDIATE");
   auto commit = prepare("COMMIT");
   auto ins = prepare(
-      "INSERT INTO bindings (seq, sid, account_sid, service_sid, credential_sid, identity, binding_type, address, "
+      "INSERT INTO bindings (seq, sid, account_sid, service_sid, credential_sid, identity, binding_type, "
+      "address, "
       "tags, notification_protocol_version, endpoint, date_created, date_updated) "
       "VALUES (NULL,?,?,?,NULL,?,?,?,'[\"bench\"]','3',NULL,?,?)");
   auto tag = prepare("INSERT INTO binding_tags (service_sid, tag, binding_seq) VALUES (?,'bench',?)");
@@ -255,7 +278,8 @@ double raw_inserts(const std::string& path, const std::string& type, std::size_t
 // One keep-alive connection, synchronous Beast; socket timeouts bound every call.
 class Client {
  public:
-  Client(std::uint16_t port, std::string authorization) : socket_(io_), authorization_(std::move(authorization)) {
+  Client(std::uint16_t port, std::string authorization)
+      : socket_(io_), authorization_(std::move(authorization)) {
     socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     socket_.set_option(tcp::no_delay(true));
     timeval tv{kSocketTimeoutSeconds, 0};
@@ -264,7 +288,8 @@ class Client {
   }
 
   // Returns the status (0 on a transport error, with `body` holding the error).
-  unsigned request(bhttp::verb method, const std::string& target, std::string body, std::string* response_body) {
+  unsigned request(bhttp::verb method, const std::string& target, std::string body,
+                   std::string* response_body) {
     bhttp::request<bhttp::string_body> req{method, target, 11};
     req.set(bhttp::field::host, "127.0.0.1");
     req.keep_alive(true);
@@ -320,6 +345,7 @@ CreateRun http_creates(std::uint16_t port, const std::string& authorization, con
   std::vector<std::thread> threads;
   for (std::size_t c = 0; c < clients; ++c) {
     threads.emplace_back([&, c] {
+      ::pthread_setname_np(::pthread_self(), "bench-client");  // perf --sort comm splits by this
       lat[c].reserve(total / clients + 1);
       start.arrive_and_wait();
       for (std::size_t guard = 0; guard < total; ++guard) {  // bounded: each pass claims one request
@@ -361,6 +387,7 @@ double store_direct_creates(notifyd::Store& store, const std::string& service_si
   std::vector<std::thread> threads;
   for (std::size_t c = 0; c < threads_n; ++c) {
     threads.emplace_back([&] {
+      ::pthread_setname_np(::pthread_self(), "bench-direct");
       start.arrive_and_wait();
       for (std::size_t guard = 0; guard < total; ++guard) {
         std::size_t k = next.fetch_add(1);
@@ -407,6 +434,14 @@ std::string create_service(Client& client, const std::string& name) {
   return std::string(boost::json::parse(body).as_object().at("sid").as_string());
 }
 
+// Threads inherit their creator's name on Linux: naming the main thread around the constructors that
+// start threads (SqliteStore's writer, the Router's workers) lets `perf report --sort comm` split by role.
+template <class T>
+T named(const char* name, T value) {
+  ::pthread_setname_np(::pthread_self(), name);
+  return value;
+}
+
 // The in-process daemon: store, router, server, io threads; torn down in reverse.
 struct Daemon {
   notifyd::sqlite::SqliteStore store;
@@ -418,7 +453,9 @@ struct Daemon {
   std::uint16_t port = 0;
 
   Daemon(const std::string& path, const Options& o)
-      : store(notifyd::sqlite::SqliteOptions{path, o.max_batch}), io(static_cast<int>(o.io_threads)) {
+      : store(named("bench-writer", notifyd::sqlite::SqliteOptions{path, o.max_batch})),
+        io(static_cast<int>(o.io_threads)) {
+    ::pthread_setname_np(::pthread_self(), "bench-worker");
     notifyd::Config cfg;
     cfg.server.listen_port = 0;
     cfg.store.path = path;
@@ -426,6 +463,7 @@ struct Daemon {
     cfg.accounts.push_back({kAccountSid, kAuthToken, {}});
     auto config = std::make_shared<notifyd::Config>(cfg);
     router = std::make_unique<notifyd::api::Router>(config, store, o.workers);
+    ::pthread_setname_np(::pthread_self(), "bench_api");
     notifyd::http::ServerOptions so;
     so.host = "127.0.0.1";
     so.port = 0;
@@ -437,7 +475,11 @@ struct Daemon {
     router->set_config(config);
     router->set_ready(true);
     work.emplace(io.get_executor());
-    for (unsigned i = 0; i < o.io_threads; ++i) threads.emplace_back([this] { io.run(); });
+    for (unsigned i = 0; i < o.io_threads; ++i)
+      threads.emplace_back([this] {
+        ::pthread_setname_np(::pthread_self(), "bench-io");
+        io.run();
+      });
   }
 
   ~Daemon() {
@@ -475,15 +517,21 @@ int main(int argc, char** argv) {
   } else {
     dir = o.dir;
     std::filesystem::create_directories(dir);
-    for (const char* f : {"raw1.db", "raw64.db", "http.db", "store.db"}) {
-      for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(dir / (std::string(f) + suffix));
-    }
   }
+  // Only our own files in a given --dir: fresh at the start, gone at the end (unless --keep).
+  auto remove_db_files = [&dir] {
+    std::error_code ec;
+    for (const char* f : {"raw1.db", "raw64.db", "http.db", "store.db"}) {
+      for (const char* suffix : {"", "-wal", "-shm"})
+        std::filesystem::remove(dir / (std::string(f) + suffix), ec);
+    }
+  };
+  if (!o.dir.empty()) remove_db_files();
 
   int rc = 0;
   try {
-    std::printf("bench_api: n=%zu raw_n=%zu clients=%zu io_threads=%u workers=%u max_batch=%zu type=%s\n", o.n,
-                o.raw_n, o.clients, o.io_threads, o.workers, o.max_batch, o.type.c_str());
+    std::printf("bench_api: n=%zu raw_n=%zu clients=%zu io_threads=%u workers=%u max_batch=%zu type=%s\n",
+                o.n, o.raw_n, o.clients, o.io_threads, o.workers, o.max_batch, o.type.c_str());
     std::printf("dir=%s (%s), cores=%u, sqlite %s\n", dir.c_str(), filesystem_name(dir.string()).c_str(),
                 std::thread::hardware_concurrency(), sqlite3_libversion());
     std::fflush(stdout);
@@ -501,19 +549,22 @@ int main(int argc, char** argv) {
     double store_direct = 0;
     std::uint64_t store_direct_commits = 0;
     if (!o.skip_store_direct) {
-      notifyd::sqlite::SqliteStore store(notifyd::sqlite::SqliteOptions{(dir / "store.db").string(), o.max_batch});
+      notifyd::sqlite::SqliteStore store(
+          named("bench-dwriter", notifyd::sqlite::SqliteOptions{(dir / "store.db").string(), o.max_batch}));
+      ::pthread_setname_np(::pthread_self(), "bench_api");
       notifyd::ServiceRecord svc;
       svc.sid = notifyd::make_sid("IS");
       svc.account_sid = kAccountSid;
       svc.default_apn_notification_protocol_version = svc.default_gcm_notification_protocol_version =
-          svc.default_fcm_notification_protocol_version = svc.default_alexa_notification_protocol_version = "3";
+          svc.default_fcm_notification_protocol_version = svc.default_alexa_notification_protocol_version =
+              "3";
       svc.date_created = svc.date_updated = notifyd::now_seconds();
       if (!store.insert_service(svc)) throw std::runtime_error("insert_service failed");
       auto c0 = store.commit_count();
       store_direct = store_direct_creates(store, svc.sid, o.type, o.n, o.clients);
       store_direct_commits = store.commit_count() - c0;
-      std::printf("store.insert_binding, %zu threads: %10.0f creates/s (%llu commits)\n", o.clients, store_direct,
-                  static_cast<unsigned long long>(store_direct_commits));
+      std::printf("store.insert_binding, %zu threads: %10.0f creates/s (%llu commits)\n", o.clients,
+                  store_direct, static_cast<unsigned long long>(store_direct_commits));
       std::fflush(stdout);
     }
 
@@ -527,10 +578,11 @@ int main(int argc, char** argv) {
     auto http_commits = d.store.commit_count() - commits0;
     double http_rate = static_cast<double>(run.ok) / run.seconds;
     std::size_t stored = count_bindings(d.store, service, o.n);
-    std::printf("http POST Bindings:         %10.0f creates/s (%zu x 201 in %.2f s, %llu commits, p50 %.2f ms, "
-                "p99 %.2f ms)\n",
-                http_rate, run.ok, run.seconds, static_cast<unsigned long long>(http_commits),
-                percentile(run.latencies_ms, 0.5), percentile(run.latencies_ms, 0.99));
+    std::printf(
+        "http POST Bindings:         %10.0f creates/s (%zu x 201 in %.2f s, %llu commits, p50 %.2f ms, "
+        "p99 %.2f ms)\n",
+        http_rate, run.ok, run.seconds, static_cast<unsigned long long>(http_commits),
+        percentile(run.latencies_ms, 0.5), percentile(run.latencies_ms, 0.99));
     if (run.failed) {
       std::printf("FAIL: %zu creates not 201; first: %s\n", run.failed, run.first_error.c_str());
       rc = 1;
@@ -587,7 +639,8 @@ int main(int argc, char** argv) {
         handler_ms.push_back(seconds_since(t0) * 1e3);
         if (!r) throw std::runtime_error("list_bindings handler failed");
         t0 = Clock::now();
-        auto p = d.store.list_bindings(kAccountSid, list_service, {}, notifyd::PageRequest{1000, std::nullopt});
+        auto p =
+            d.store.list_bindings(kAccountSid, list_service, {}, notifyd::PageRequest{1000, std::nullopt});
         store_ms.push_back(seconds_since(t0) * 1e3);
         if (!p) throw std::runtime_error("store list_bindings failed");
       }
@@ -598,28 +651,41 @@ int main(int argc, char** argv) {
                 listed, list_bytes, list_p50, list_p95, o.list_reps);
     std::printf("  handler only (store+JSON): p50 %.2f ms; store.list_bindings only: p50 %.2f ms\n",
                 percentile(handler_ms, 0.5), percentile(store_ms, 0.5));
-    std::printf("GET /healthz:               p50 %.3f ms, p95 %.3f ms\n", health_p50, percentile(health_ms, 0.95));
+    std::printf("GET /healthz:               p50 %.3f ms, p95 %.3f ms\n", health_p50,
+                percentile(health_ms, 0.95));
 
-    std::printf("\n| figure (one run)                         | value        | ratio                         |\n");
-    std::printf("|------------------------------------------|--------------|-------------------------------|\n");
-    std::printf("| raw SQLite, 1 row per commit (1 thread)  | %7.0f /s    | 1.00 (baseline)               |\n",
-                raw.per_row_rows_s);
-    std::printf("| raw SQLite, 64 rows per commit (1 thread)| %7.0f /s    | %6.2f x per-row              |\n",
-                raw.batched_rows_s, raw.batched_rows_s / raw.per_row_rows_s);
+    auto fmt = [](const char* f, double v) {
+      char b[64];
+      std::snprintf(b, sizeof b, f, v);
+      return std::string(b);
+    };
+    auto row = [](const std::string& figure, const std::string& value, const std::string& ratio) {
+      std::printf("| %-44s | %-12s | %-34s |\n", figure.c_str(), value.c_str(), ratio.c_str());
+    };
+    std::printf("\n");
+    row("figure (one run)", "value", "ratio");
+    std::printf("|%s|%s|%s|\n", std::string(46, '-').c_str(), std::string(14, '-').c_str(),
+                std::string(36, '-').c_str());
+    const double per_row = raw.per_row_rows_s, b64 = raw.batched_rows_s;
+    auto vs_raw = [&](double x) {
+      return fmt("%.2f", x / per_row) + " x per-row, " + fmt("%.2f", x / b64) + " x b64";
+    };
+    row("raw SQLite, 1 row per commit, 1 thread", fmt("%.0f /s", per_row), "1.00 (baseline)");
+    row("raw SQLite, 64 rows per commit, 1 thread", fmt("%.0f /s", b64), vs_raw(b64));
     if (!o.skip_store_direct) {
-      std::printf("| store.insert_binding, %3zu threads        | %7.0f /s    | %6.2f x per-row, %5.2f x b64 |\n",
-                  o.clients, store_direct, store_direct / raw.per_row_rows_s, store_direct / raw.batched_rows_s);
+      row("store.insert_binding, " + std::to_string(o.clients) + " threads (no HTTP)",
+          fmt("%.0f /s", store_direct), vs_raw(store_direct));
     }
-    std::printf("| HTTP POST Bindings, %3zu keep-alive conns | %7.0f /s    | %6.2f x per-row, %5.2f x b64 |\n",
-                o.clients, http_rate, http_rate / raw.per_row_rows_s, http_rate / raw.batched_rows_s);
-    std::printf("| HTTP creates per group commit (mean)     | %7.1f      |                               |\n",
-                http_commits ? static_cast<double>(run.ok) / static_cast<double>(http_commits) : 0.0);
-    std::printf("| GET 1000-binding page, p50               | %7.2f ms   | %6.1f x /healthz p50         |\n",
-                list_p50, list_p50 / health_p50);
-    std::printf("| GET 1000-binding page, p95               | %7.2f ms   | %6.1f x /healthz p50         |\n",
-                list_p95, list_p95 / health_p50);
-    std::printf("| GET /healthz round trip, p50             | %7.3f ms   | 1.0                           |\n",
-                health_p50);
+    row("HTTP POST Bindings, " + std::to_string(o.clients) + " keep-alive conns", fmt("%.0f /s", http_rate),
+        vs_raw(http_rate));
+    row("HTTP creates per group commit (mean)",
+        fmt("%.1f", http_commits ? static_cast<double>(run.ok) / static_cast<double>(http_commits) : 0.0),
+        "");
+    row("GET 1000-binding page, p50", fmt("%.2f ms", list_p50),
+        fmt("%.1f", list_p50 / health_p50) + " x /healthz p50");
+    row("GET 1000-binding page, p95", fmt("%.2f ms", list_p95),
+        fmt("%.1f", list_p95 / health_p50) + " x /healthz p50");
+    row("GET /healthz round trip, p50", fmt("%.3f ms", health_p50), "1.0");
     std::printf("\nHTTP creates/s / raw 1-row-commit rows/s = %.2f; HTTP / raw 64-row-commit = %.2f\n",
                 http_rate / raw.per_row_rows_s, http_rate / raw.batched_rows_s);
     std::printf("targets: >= 5000 durable creates/s: %s; 1000-binding page p50 < 20 ms: %s\n",
@@ -631,6 +697,8 @@ int main(int argc, char** argv) {
   if (remove_dir) {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
+  } else if (!o.dir.empty() && !o.keep) {
+    remove_db_files();
   }
   return rc;
 }

@@ -145,11 +145,11 @@ Result<ResourceResponse> create_binding(Store& store, const ResourceRequest& req
   if (!inserted) return inserted.error();
   const auto& created = inserted->binding;
   if (inserted->replaced_sid) {
-    api_log()->info("[{}][B{}] binding replaces {} (same address)", service_sid, created.sid,
+    api_log()->info("[{}][{}] binding replaces {} (same address)", service_sid, created.sid,
                     *inserted->replaced_sid);
   }
   for (const auto& evicted : inserted->evicted_sids) {
-    api_log()->info("[{}][B{}] binding {} removed: identity has more than 20 bindings", service_sid,
+    api_log()->info("[{}][{}] binding {} removed: identity has more than 20 bindings", service_sid,
                     created.sid, evicted);
   }
   return json_response(201, render_binding(created, request.public_url));
@@ -191,7 +191,7 @@ Result<ResourceResponse> delete_binding(Store& store, const ResourceRequest& req
   if (auto st = store.delete_binding(request.account_sid, request.params.at(0), request.params.at(1)); !st) {
     return st.error();
   }
-  api_log()->info("[{}][B{}] binding deleted", request.params.at(0), request.params.at(1));
+  api_log()->info("[{}][{}] binding deleted", request.params.at(0), request.params.at(1));
   return no_content();
 }
 

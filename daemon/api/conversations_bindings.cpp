@@ -72,7 +72,7 @@ Result<ResourceResponse> delete_conversations_binding(Store& store, const Resour
   if (auto st = store.delete_binding(request.account_sid, request.params.at(0), request.params.at(1)); !st) {
     return st.error();
   }
-  module_logger("api")->info("[{}][B{}] binding deleted (conversations view)", request.params.at(0),
+  module_logger("api")->info("[{}][{}] binding deleted (conversations view)", request.params.at(0),
                              request.params.at(1));
   return no_content();
 }
