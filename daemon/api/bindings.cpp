@@ -21,6 +21,10 @@ constexpr std::size_t kMaxIdentityLength = 256;
 constexpr std::size_t kMaxAddressLength = 4096;
 constexpr std::size_t kMaxListTags = 5;
 
+auto api_log() { return module_logger("api"); }
+
+}  // namespace
+
 bool is_binding_type(std::string_view t) {
   for (auto known : {"apn", "gcm", "sms", "fcm", "facebook-messenger", "alexa"}) {
     if (t == known) return true;
@@ -64,10 +68,6 @@ std::string default_protocol_version(const ServiceRecord& s, std::string_view ty
   if (type == "alexa") return s.default_alexa_notification_protocol_version;
   return "3";
 }
-
-auto api_log() { return module_logger("api"); }
-
-}  // namespace
 
 Result<ResourceResponse> create_binding(Store& store, const ResourceRequest& request) {
   const auto& form = request.form;

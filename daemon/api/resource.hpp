@@ -3,6 +3,7 @@
 // them on the store worker pool (never an I/O thread), so they may call the blocking Store directly.
 // Failures are ApiErrors; a 404 without a message gets "The requested resource <path> was not found".
 #include <boost/json/object.hpp>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct ResourceRequest {
   FormParams query;
   FormParams form;
   std::string public_url;
+  std::function<void()> on_outbox_change;  // wakes the dispatcher after a notification is stored
 };
 
 struct ResourceResponse {
@@ -55,6 +57,8 @@ Result<ResourceResponse> create_binding(Store& store, const ResourceRequest& req
 Result<ResourceResponse> list_bindings(Store& store, const ResourceRequest& request);
 Result<ResourceResponse> fetch_binding(Store& store, const ResourceRequest& request);
 Result<ResourceResponse> delete_binding(Store& store, const ResourceRequest& request);
+
+Result<ResourceResponse> create_notification(Store& store, const ResourceRequest& request);
 
 Result<ResourceResponse> list_conversations_bindings(Store& store, const ResourceRequest& request);
 Result<ResourceResponse> fetch_conversations_binding(Store& store, const ResourceRequest& request);

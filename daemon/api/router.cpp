@@ -38,6 +38,7 @@ const std::vector<Route>& routes() {
        {{"GET", fetch_service}, {"POST", update_service}, {"DELETE", delete_service}}},
       {{"v1", "Services", "*", "Bindings"}, {{"GET", list_bindings}, {"POST", create_binding}}},
       {{"v1", "Services", "*", "Bindings", "*"}, {{"GET", fetch_binding}, {"DELETE", delete_binding}}},
+      {{"v1", "Services", "*", "Notifications"}, {{"POST", create_notification}}},
       {{"conversations", "v1", "Services", "*", "Bindings"}, {{"GET", list_conversations_bindings}}},
       {{"conversations", "v1", "Services", "*", "Bindings", "*"},
        {{"GET", fetch_conversations_binding}, {"DELETE", delete_conversations_binding}}},
@@ -110,6 +111,7 @@ struct Router::Impl {
   Store& store;
   boost::asio::thread_pool workers;
   std::atomic<bool> ready{false};
+  std::function<void()> on_outbox_change;
 
   Impl(std::shared_ptr<const Config> c, Store& s, unsigned n) : config(std::move(c)), store(s), workers(n) {}
 };
@@ -125,6 +127,11 @@ void Router::set_config(std::shared_ptr<const Config> config) {
 }
 
 void Router::set_ready(bool ready) { impl_->ready = ready; }
+
+void Router::set_outbox_listener(std::function<void()> listener) {
+  std::lock_guard lk(impl_->config_mu);
+  impl_->on_outbox_change = std::move(listener);
+}
 
 std::shared_ptr<const Config> Router::config() const {
   std::lock_guard lk(impl_->config_mu);
@@ -188,6 +195,10 @@ boost::asio::awaitable<http::Response> Router::handle(http::Request request) {
   resource_request->path = path;
   resource_request->params = std::move(params);
   resource_request->public_url = cfg->server.public_url;
+  {
+    std::lock_guard lk(impl_->config_mu);
+    resource_request->on_outbox_change = impl_->on_outbox_change;
+  }
   auto query = FormParams::parse(raw_query);
   if (!query) co_return error_response(query.error());
   resource_request->query = std::move(*query);

@@ -3,6 +3,7 @@
 // 401 comes before a 404), decodes forms, and runs the resource handler on the store worker pool.
 // Owned by the app; handle() runs on a connection's I/O thread and never blocks it. Turns every
 // ApiError into Twilio's JSON error body; nothing escapes as an exception.
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -26,6 +27,8 @@ class Router final : public http::Handler {
   void set_config(std::shared_ptr<const Config> config);
   // /healthz answers 200 only once this is set (store open, listener up).
   void set_ready(bool ready);
+  // Called (on a worker thread) after a notification is stored, to wake the dispatcher.
+  void set_outbox_listener(std::function<void()> listener);
 
  private:
   std::shared_ptr<const Config> config() const;

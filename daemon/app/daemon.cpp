@@ -3,18 +3,23 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "daemon/api/router.hpp"
 #include "daemon/config/config.hpp"
+#include "daemon/fanout/callbacks.hpp"
+#include "daemon/fanout/dispatcher.hpp"
 #include "daemon/http/server.hpp"
 #include "daemon/model/log.hpp"
 #include "daemon/store/sqlite/sqlite_store.hpp"
 #include "notifyd/version.hpp"
+#include "transports/registry/registry.hpp"
 
 namespace notifyd {
 namespace {
@@ -86,6 +91,30 @@ int run_daemon(const std::string& config_path) {
   options.header_timeout = std::chrono::milliseconds(config->server.header_timeout_ms);
   options.body_timeout = std::chrono::milliseconds(config->server.body_timeout_ms);
   http::Server server(io, options, router);
+
+  // Delivery: transports by binding type, signed callbacks, and the dispatcher draining the outbox.
+  std::unique_ptr<transport::TransportRegistry> transports;
+  try {
+    transports = std::make_unique<transport::TransportRegistry>(io.get_executor(), *config);
+  } catch (const std::exception& e) {
+    log->critical("cannot set up the transports: {}", e.what());
+    return 1;
+  }
+  fanout::CallbackSender callbacks(io.get_executor());
+  std::mutex config_mu;  // guards `config` across reloads, for the dispatcher's token lookups
+  fanout::DispatcherDeps deps{
+      *store,
+      [&](std::string_view type) -> transport::Transport& { return transports->for_binding_type(type); },
+      &callbacks,
+      [&](std::string_view account_sid) -> std::optional<std::string> {
+        std::lock_guard lk(config_mu);
+        for (const auto& a : config->accounts) {
+          if (a.sid == account_sid) return a.auth_token;
+        }
+        return std::nullopt;
+      }};
+  fanout::Dispatcher dispatcher(io.get_executor(), std::move(deps));
+  router.set_outbox_listener([&dispatcher] { dispatcher.wake(); });
   std::uint16_t port = 0;
   try {
     port = server.listen();
@@ -93,6 +122,7 @@ int run_daemon(const std::string& config_path) {
     log->critical("cannot listen on {}:{}: {}", options.host, options.port, e.what());
     return 1;
   }
+  dispatcher.start();
   router.set_ready(true);
   // Tests and scripts read this line to learn the port when listen uses port 0.
   log->info("listening on {}:{}", options.host, port);
@@ -107,6 +137,10 @@ int run_daemon(const std::string& config_path) {
         auto fresh = std::make_shared<const Config>(load_config(config_path));
         spdlog::set_level(spdlog::level::from_str(fresh->log.level));
         router.set_config(fresh);
+        {
+          std::lock_guard lk(config_mu);
+          config = fresh;
+        }
         log->info("configuration reloaded from {} (listen and [store] changes need a restart)", config_path);
       } catch (const ConfigError& e) {
         log->error("reload refused, keeping the running configuration: {}", e.what());
@@ -120,9 +154,21 @@ int run_daemon(const std::string& config_path) {
     log->info("signal {}: stopping (finishing requests in progress)", signo);
     router.set_ready(false);
     reload_signals.cancel();
-    server.stop(std::chrono::milliseconds(config->server.shutdown_timeout_ms), [&] {
-      log->info("all connections closed");
-      io.stop();
+    auto grace = std::chrono::milliseconds(config->server.shutdown_timeout_ms);
+    server.stop(grace, [&, grace] {
+      log->info("all connections closed; draining deliveries");
+      boost::asio::co_spawn(
+          io,
+          [](fanout::Dispatcher& d, transport::TransportRegistry& t, fanout::CallbackSender& c,
+             std::chrono::milliseconds grace) -> boost::asio::awaitable<void> {
+            co_await d.stop(grace);
+            co_await t.drain();
+            co_await c.drain(grace);
+          }(dispatcher, *transports, callbacks, grace),
+          [&](std::exception_ptr e) {
+            if (e) log->error("shutdown did not complete cleanly");
+            io.stop();
+          });
     });
   });
 

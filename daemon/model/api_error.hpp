@@ -8,6 +8,11 @@
 namespace notifyd {
 
 struct ApiError {
+  // Constructors (not an aggregate): a bare number or bool must never convert to an error in Result<T>.
+  ApiError() = default;
+  ApiError(int status_, int code_, std::string message_)
+      : status(status_), code(code_), message(std::move(message_)) {}
+
   int status = 500;
   int code = 20500;
   std::string message;

@@ -13,10 +13,11 @@ std::string make_sid(std::string_view prefix) {
   // 48 bits of milliseconds, then 80 random bits: SIDs made later sort later, so the store's unique
   // SID index is appended to instead of written at a random page for every insert.
   std::array<unsigned char, 16> bytes{};
-  auto ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-  for (int i = 0; i < 6; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
+  auto ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count());
+  for (int i = 0; i < 6; ++i)
+    bytes[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
   if (RAND_bytes(bytes.data() + 6, static_cast<int>(bytes.size() - 6)) != 1) {
     throw std::runtime_error("RAND_bytes failed");  // the CSPRNG failing is not recoverable
   }
@@ -27,6 +28,22 @@ std::string make_sid(std::string_view prefix) {
     sid.push_back(kHex[b & 0xf]);
   }
   return sid;
+}
+
+std::string make_uuid() {
+  std::array<unsigned char, 16> b{};
+  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(kHex[b[i] >> 4]);
+    out.push_back(kHex[b[i] & 0xf]);
+  }
+  return out;
 }
 
 bool is_sid(std::string_view s, std::string_view prefix) {

@@ -52,6 +52,57 @@ struct BindingInsert {
 
 inline ApiError store_not_found() { return {404, codes::kNotFound, {}}; }
 
+// ---- the outbox (notifications and their deliveries)
+
+struct NotificationRecord {
+  std::int64_t seq = 0;
+  std::string sid;
+  std::string account_sid;
+  std::string service_sid;
+  std::string request;  // the accepted request as JSON (fanout::to_json)
+  std::optional<std::string> callback_url;
+  Seconds date_created = 0;
+  Seconds expires_at = 0;           // date_created + Ttl: no attempt after it
+  std::int64_t resolve_cursor = 0;  // binding seq the audience is resolved up to
+  bool resolved = false;
+  std::int64_t recipients = 0;  // deliveries created so far
+};
+
+enum class DeliveryState : int { pending = 0, delivered = 1, failed = 2, expired = 3 };
+
+struct DeliveryRecord {
+  std::int64_t seq = 0;
+  std::int64_t notification_seq = 0;
+  std::string target_key;  // the binding sid, or "type:address" for a ToBinding item
+  std::optional<std::string> binding_sid;
+  std::string binding_type;
+  std::string address;
+  std::optional<std::string> identity;
+  std::optional<std::string> credential_sid;  // the binding's own; else the Service's for its type
+  std::string protocol_version;
+  Seconds binding_updated = 0;
+  DeliveryState state = DeliveryState::pending;
+  int attempts = 0;
+  std::int64_t next_attempt_ms = 0;
+  std::string last_reason;
+  int provider_status = 0;
+  std::string apns_id;  // the same on every attempt
+};
+
+struct ResolvedPage {
+  std::size_t added = 0;  // new deliveries (a binding already targeted is not added twice)
+  bool done = false;      // the whole audience is resolved
+};
+
+struct DeliveryUpdate {
+  std::int64_t seq = 0;
+  DeliveryState state = DeliveryState::pending;
+  int attempts = 0;
+  std::int64_t next_attempt_ms = 0;
+  std::string last_reason;
+  int provider_status = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -85,6 +136,32 @@ class Store {
   virtual Result<Page<BindingRecord>> list_bindings(std::string_view account_sid,
                                                     std::string_view service_sid, const BindingFilter& filter,
                                                     PageRequest page) = 0;
+
+  // The outbox. insert_notification stores the notification and its direct (ToBinding) deliveries in one
+  // transaction: once it returns, the notification survives a crash. A query notification (`direct` empty
+  // and `resolved` false) is resolved later, page by page.
+  virtual Result<NotificationRecord> insert_notification(NotificationRecord notification,
+                                                         std::vector<DeliveryRecord> direct) = 0;
+  virtual Result<std::vector<NotificationRecord>> unresolved_notifications(std::size_t limit) = 0;
+  virtual Result<NotificationRecord> find_notification(std::int64_t seq) = 0;
+  // Adds deliveries for the next `page_size` bindings of the audience after the notification's cursor and
+  // advances the cursor, atomically: resumable after a crash, never the whole audience in memory.
+  virtual Result<ResolvedPage> resolve_page(std::int64_t notification_seq, const BindingFilter& filter,
+                                            std::size_t page_size) = 0;
+  // Pending deliveries due at `now_ms`, oldest first, leased: each is pushed `lease_ms` into the future in
+  // the same transaction, so it is not handed out twice and comes back by itself if the process dies.
+  virtual Result<std::vector<DeliveryRecord>> claim_due_deliveries(std::int64_t now_ms, std::size_t limit,
+                                                                   std::int64_t lease_ms) = 0;
+  virtual Status update_deliveries(std::vector<DeliveryUpdate> updates) = 0;
+  // At start: deliveries leased by a process that died are due again at once. Returns how many.
+  virtual Result<std::int64_t> release_leases() = 0;
+  // Pending deliveries per notification (for "finished" bookkeeping after a restart).
+  virtual Result<std::vector<std::pair<std::int64_t, std::int64_t>>> pending_per_notification() = 0;
+  virtual Result<std::int64_t> pending_delivery_count() = 0;
+  // Provider feedback: deletes the binding only if it still has this address and was not updated after
+  // `invalid_since` (epoch seconds; nullopt: now). Returns whether it was deleted.
+  virtual Result<bool> remove_invalid_binding(std::string_view binding_sid, std::string_view address,
+                                              std::optional<Seconds> invalid_since) = 0;
 };
 
 }  // namespace notifyd

@@ -6,7 +6,6 @@
 // Failures are values (H2Result::failure), never exceptions.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -14,48 +13,20 @@
 #include <utility>
 #include <vector>
 
+#include "transports/http2/message.hpp"
+
 namespace boost::asio::ssl {
 class context;
 }
 
 namespace notifyd::http2 {
 
-struct H2Request {
-  std::string method = "POST";
-  std::string path;  // ":path", e.g. "/3/device/<token>"
-  std::vector<std::pair<std::string, std::string>> headers;  // lowercase names
-  std::string body;
-};
-
-struct H2Response {
-  int status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;  // lowercase names
-  std::string body;
-  std::string header(std::string_view name) const;  // "" when absent
-};
-
-enum class H2Failure {
-  none,             // `response` holds the peer's answer, whatever its status
-  connect_failed,   // TCP connect, TLS handshake or ALPN (no h2) failed: retryable
-  connection_lost,  // the connection died with this stream open: retryable, may have been processed
-  refused,          // GOAWAY above last_stream_id or RST_STREAM REFUSED_STREAM: not processed, retry at once
-  reset,            // RST_STREAM with another code
-  timeout,          // no answer within request_timeout
-  shutting_down,    // the pool is draining
-};
-
-struct H2Result {
-  H2Failure failure = H2Failure::none;
-  H2Response response;
-  std::string detail;  // for logs
-};
-
-const char* to_string(H2Failure failure);
+// H2Request, H2Response, H2Failure, H2Result: transports/http2/message.hpp
 
 struct PoolOptions {
   std::string host;
   std::uint16_t port = 443;
-  std::string authority;  // ":authority"; host[:port] when empty
+  std::string authority;                           // ":authority"; host[:port] when empty
   std::shared_ptr<boost::asio::ssl::context> tls;  // verification on, client certificate if any, ALPN h2
   std::size_t min_connections = 0;                 // kept even when idle
   std::size_t max_connections = 4;

@@ -88,6 +88,46 @@ CREATE TABLE binding_tags (
 ) WITHOUT ROWID;
 CREATE INDEX binding_tags_by_binding ON binding_tags (binding_seq);
 )sql"},
+    Migration{2, R"sql(
+-- The durable outbox: an accepted notification, and one delivery per recipient binding.
+CREATE TABLE notifications (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  sid TEXT NOT NULL UNIQUE,
+  account_sid TEXT NOT NULL,
+  service_sid TEXT NOT NULL,
+  request TEXT NOT NULL,
+  callback_url TEXT,
+  date_created INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  resolve_cursor INTEGER NOT NULL DEFAULT 0,
+  resolved INTEGER NOT NULL DEFAULT 0,
+  recipients INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX notifications_unresolved ON notifications (seq) WHERE resolved = 0;
+
+CREATE TABLE deliveries (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  notification_seq INTEGER NOT NULL REFERENCES notifications (seq) ON DELETE CASCADE,
+  target_key TEXT NOT NULL,
+  binding_sid TEXT,
+  binding_type TEXT NOT NULL,
+  address TEXT NOT NULL,
+  identity TEXT,
+  credential_sid TEXT,
+  protocol_version TEXT NOT NULL,
+  binding_updated INTEGER NOT NULL DEFAULT 0,
+  state INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+  leased INTEGER NOT NULL DEFAULT 0,
+  last_reason TEXT,
+  provider_status INTEGER NOT NULL DEFAULT 0,
+  apns_id TEXT NOT NULL,
+  UNIQUE (notification_seq, target_key)
+);
+-- Only pending deliveries are in it: the dispatcher's "what is due next".
+CREATE INDEX deliveries_due ON deliveries (next_attempt_ms, seq) WHERE state = 0;
+)sql"},
 };
 
 }  // namespace

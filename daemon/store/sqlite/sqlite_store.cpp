@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "daemon/model/log.hpp"
+#include "daemon/model/sid.hpp"
 #include "daemon/store/sqlite/migrations.hpp"
 #include "daemon/store/sqlite/sqlite_db.hpp"
 
@@ -623,46 +624,349 @@ Status SqliteStore::delete_binding(std::string_view account_sid, std::string_vie
   });
 }
 
+namespace {
+
+// The WHERE clause of a binding filter within one service, and its binds in order.
+struct FilterSql {
+  std::string where;
+  std::vector<std::string> texts;  // bound after service_sid and account_sid
+  std::vector<std::int64_t> ints;  // bound after the texts
+};
+
+FilterSql binding_filter_sql(const BindingFilter& filter) {
+  FilterSql f;
+  f.where = "service_sid = ? AND account_sid = ?";
+  if (!filter.identities.empty())
+    f.where += " AND identity IN (" + placeholders(filter.identities.size()) + ")";
+  f.texts.insert(f.texts.end(), filter.identities.begin(), filter.identities.end());
+  if (!filter.binding_types.empty()) {
+    f.where += " AND binding_type IN (" + placeholders(filter.binding_types.size()) + ")";
+    f.texts.insert(f.texts.end(), filter.binding_types.begin(), filter.binding_types.end());
+  }
+  for (const auto& t : filter.tags) {
+    constexpr const char* kHasTag =
+        "EXISTS (SELECT 1 FROM binding_tags t WHERE t.service_sid = bindings.service_sid AND t.tag = ? AND "
+        "t.binding_seq = bindings.seq)";
+    if (t == "all") continue;
+    if (is_implicit_tag(t)) {
+      f.where += std::string(" AND (binding_type = ? OR ") + kHasTag + ")";
+      f.texts.push_back(t);
+    } else {
+      f.where += std::string(" AND ") + kHasTag;
+    }
+    f.texts.push_back(t);
+  }
+  if (filter.created_from) {
+    f.where += " AND date_created >= ?";
+    f.ints.push_back(*filter.created_from);
+  }
+  if (filter.created_before) {
+    f.where += " AND date_created < ?";
+    f.ints.push_back(*filter.created_before);
+  }
+  return f;
+}
+
+// Binds service, account and the filter's values from index 1; returns the next free index.
+int bind_filter(Stmt& s, const FilterSql& f, std::string_view service_sid, std::string_view account_sid) {
+  s.bind(1, service_sid).bind(2, account_sid);
+  int i = 3;
+  for (const auto& t : f.texts) s.bind(i++, std::string_view(t));
+  for (auto v : f.ints) s.bind(i++, v);
+  return i;
+}
+
+}  // namespace
+
 Result<Page<BindingRecord>> SqliteStore::list_bindings(std::string_view account_sid,
                                                        std::string_view service_sid,
                                                        const BindingFilter& filter, PageRequest page) {
   return impl_->read<Page<BindingRecord>>([&](Db& db) -> Result<Page<BindingRecord>> {
-    std::string where = "service_sid = ? AND account_sid = ?";
-    if (!filter.identities.empty())
-      where += " AND identity IN (" + placeholders(filter.identities.size()) + ")";
-    if (!filter.binding_types.empty()) {
-      where += " AND binding_type IN (" + placeholders(filter.binding_types.size()) + ")";
+    FilterSql f = binding_filter_sql(filter);
+    return run_page_query<BindingRecord>(
+        db, "bindings", kBindingColumns, f.where, page, read_binding,
+        [&](Stmt& s) { return bind_filter(s, f, service_sid, account_sid); });
+  });
+}
+
+// ---- the outbox
+
+namespace {
+
+constexpr const char* kNotificationColumns =
+    "seq, sid, account_sid, service_sid, request, callback_url, date_created, expires_at, resolve_cursor, "
+    "resolved, recipients";
+
+NotificationRecord read_notification(const Stmt& s) {
+  NotificationRecord n;
+  n.seq = s.column_int(0);
+  n.sid = s.column_text(1);
+  n.account_sid = s.column_text(2);
+  n.service_sid = s.column_text(3);
+  n.request = s.column_text(4);
+  n.callback_url = s.column_optional_text(5);
+  n.date_created = s.column_int(6);
+  n.expires_at = s.column_int(7);
+  n.resolve_cursor = s.column_int(8);
+  n.resolved = s.column_int(9) != 0;
+  n.recipients = s.column_int(10);
+  return n;
+}
+
+constexpr const char* kDeliveryColumns =
+    "seq, notification_seq, target_key, binding_sid, binding_type, address, identity, credential_sid, "
+    "protocol_version, binding_updated, state, attempts, next_attempt_ms, last_reason, provider_status, "
+    "apns_id";
+
+DeliveryRecord read_delivery(const Stmt& s) {
+  DeliveryRecord d;
+  d.seq = s.column_int(0);
+  d.notification_seq = s.column_int(1);
+  d.target_key = s.column_text(2);
+  d.binding_sid = s.column_optional_text(3);
+  d.binding_type = s.column_text(4);
+  d.address = s.column_text(5);
+  d.identity = s.column_optional_text(6);
+  d.credential_sid = s.column_optional_text(7);
+  d.protocol_version = s.column_text(8);
+  d.binding_updated = s.column_int(9);
+  d.state = static_cast<DeliveryState>(s.column_int(10));
+  d.attempts = static_cast<int>(s.column_int(11));
+  d.next_attempt_ms = s.column_int(12);
+  d.last_reason = s.column_optional_text(13).value_or("");
+  d.provider_status = static_cast<int>(s.column_int(14));
+  d.apns_id = s.column_text(15);
+  return d;
+}
+
+// INSERT OR IGNORE: a target already in this notification is not added twice. Returns whether added.
+bool insert_delivery(Db& db, const DeliveryRecord& d) {
+  auto& s = db.prepare(
+      "INSERT OR IGNORE INTO deliveries (notification_seq, target_key, binding_sid, binding_type, address, "
+      "identity, credential_sid, protocol_version, binding_updated, state, attempts, next_attempt_ms, "
+      "apns_id) "
+      "VALUES (?,?,?,?,?,?,?,?,?,0,0,?,?)");
+  s.bind(1, d.notification_seq)
+      .bind(2, std::string_view(d.target_key))
+      .bind(3, d.binding_sid)
+      .bind(4, std::string_view(d.binding_type))
+      .bind(5, std::string_view(d.address))
+      .bind(6, d.identity)
+      .bind(7, d.credential_sid)
+      .bind(8, std::string_view(d.protocol_version))
+      .bind(9, d.binding_updated)
+      .bind(10, d.next_attempt_ms)
+      .bind(11, std::string_view(d.apns_id));
+  s.run();
+  return db.changes() > 0;
+}
+
+}  // namespace
+
+Result<NotificationRecord> SqliteStore::insert_notification(NotificationRecord n,
+                                                            std::vector<DeliveryRecord> direct) {
+  return impl_->write<NotificationRecord>([&](Db& db) -> Result<NotificationRecord> {
+    auto& s = db.prepare(
+        "INSERT INTO notifications (sid, account_sid, service_sid, request, callback_url, date_created, "
+        "expires_at, "
+        "resolve_cursor, resolved, recipients) VALUES (?,?,?,?,?,?,?,0,?,0)");
+    s.bind(1, std::string_view(n.sid))
+        .bind(2, std::string_view(n.account_sid))
+        .bind(3, std::string_view(n.service_sid))
+        .bind(4, std::string_view(n.request))
+        .bind(5, n.callback_url)
+        .bind(6, n.date_created)
+        .bind(7, n.expires_at)
+        .bind(8, std::int64_t{n.resolved});
+    s.run();
+    NotificationRecord out = n;
+    out.seq = db.last_insert_rowid();
+    std::int64_t added = 0;
+    for (auto& d : direct) {
+      d.notification_seq = out.seq;
+      if (insert_delivery(db, d)) ++added;
     }
-    std::vector<std::string_view> tag_binds;  // explicit tags, and type tags matched either way
-    for (const auto& t : filter.tags) {
-      constexpr const char* kHasTag =
-          "EXISTS (SELECT 1 FROM binding_tags t WHERE t.service_sid = bindings.service_sid AND t.tag = ? AND "
-          "t.binding_seq = bindings.seq)";
-      if (t == "all") continue;
-      if (is_implicit_tag(t)) {
-        where += std::string(" AND (binding_type = ? OR ") + kHasTag + ")";
-        tag_binds.push_back(t);
-      } else {
-        where += std::string(" AND ") + kHasTag;
-      }
-      tag_binds.push_back(t);
+    if (added) {
+      db.prepare("UPDATE notifications SET recipients = ? WHERE seq = ?")
+          .bind(1, added)
+          .bind(2, out.seq)
+          .run();
     }
-    if (filter.created_from) where += " AND date_created >= ?";
-    if (filter.created_before) where += " AND date_created < ?";
-    return run_page_query<BindingRecord>(db, "bindings", kBindingColumns, where, page, read_binding,
-                                         [&](Stmt& s) {
-                                           int i = 1;
-                                           s.bind(1, service_sid).bind(2, account_sid);
-                                           i = 3;
-                                           for (const auto& id : filter.identities)
-                                             s.bind(i++, std::string_view(id));
-                                           for (const auto& bt : filter.binding_types)
-                                             s.bind(i++, std::string_view(bt));
-                                           for (auto t : tag_binds) s.bind(i++, t);
-                                           if (filter.created_from) s.bind(i++, *filter.created_from);
-                                           if (filter.created_before) s.bind(i++, *filter.created_before);
-                                           return i;
-                                         });
+    out.recipients = added;
+    return out;
+  });
+}
+
+Result<std::vector<NotificationRecord>> SqliteStore::unresolved_notifications(std::size_t limit) {
+  return impl_->read<std::vector<NotificationRecord>>([&](Db& db) -> Result<std::vector<NotificationRecord>> {
+    auto& s = db.prepare(std::string("SELECT ") + kNotificationColumns +
+                         " FROM notifications WHERE resolved = 0 ORDER BY seq LIMIT ?");
+    s.bind(1, static_cast<std::int64_t>(limit));
+    std::vector<NotificationRecord> out;
+    while (s.step()) out.push_back(read_notification(s));
+    s.reset();
+    return out;
+  });
+}
+
+Result<NotificationRecord> SqliteStore::find_notification(std::int64_t seq) {
+  return impl_->read<NotificationRecord>([&](Db& db) -> Result<NotificationRecord> {
+    auto& s = db.prepare(std::string("SELECT ") + kNotificationColumns + " FROM notifications WHERE seq = ?");
+    s.bind(1, seq);
+    std::optional<NotificationRecord> n;
+    if (s.step()) n = read_notification(s);
+    s.reset();
+    if (!n) return store_not_found();
+    return *n;
+  });
+}
+
+Result<ResolvedPage> SqliteStore::resolve_page(std::int64_t notification_seq, const BindingFilter& filter,
+                                               std::size_t page_size) {
+  return impl_->write<ResolvedPage>([&](Db& db) -> Result<ResolvedPage> {
+    auto& ns = db.prepare(
+        "SELECT account_sid, service_sid, resolve_cursor, resolved FROM notifications WHERE seq = ?");
+    ns.bind(1, notification_seq);
+    if (!ns.step()) {
+      ns.reset();
+      return store_not_found();
+    }
+    std::string account_sid = ns.column_text(0), service_sid = ns.column_text(1);
+    std::int64_t cursor = ns.column_int(2);
+    bool resolved = ns.column_int(3) != 0;
+    ns.reset();
+    ResolvedPage page;
+    if (resolved) {
+      page.done = true;
+      return page;
+    }
+    FilterSql f = binding_filter_sql(filter);
+    auto& q = db.prepare(
+        "SELECT seq, sid, identity, binding_type, address, credential_sid, notification_protocol_version, "
+        "date_updated FROM bindings WHERE " +
+        f.where + " AND seq > ? ORDER BY seq LIMIT ?");
+    int i = bind_filter(q, f, service_sid, account_sid);
+    q.bind(i, cursor);
+    q.bind(i + 1, static_cast<std::int64_t>(page_size));
+    std::vector<DeliveryRecord> batch;
+    while (q.step()) {
+      DeliveryRecord d;
+      cursor = q.column_int(0);
+      d.notification_seq = notification_seq;
+      d.binding_sid = q.column_text(1);
+      d.target_key = *d.binding_sid;
+      d.identity = q.column_text(2);
+      d.binding_type = q.column_text(3);
+      d.address = q.column_text(4);
+      d.credential_sid = q.column_optional_text(5);
+      d.protocol_version = q.column_text(6);
+      d.binding_updated = q.column_int(7);
+      batch.push_back(std::move(d));
+    }
+    q.reset();
+    page.done = batch.size() < page_size;
+    for (auto& d : batch) {
+      d.apns_id = make_uuid();
+      if (insert_delivery(db, d)) ++page.added;
+    }
+    db.prepare(
+          "UPDATE notifications SET resolve_cursor = ?, resolved = ?, recipients = recipients + ? WHERE seq "
+          "= ?")
+        .bind(1, cursor)
+        .bind(2, std::int64_t{page.done})
+        .bind(3, static_cast<std::int64_t>(page.added))
+        .bind(4, notification_seq)
+        .run();
+    return page;
+  });
+}
+
+Result<std::vector<DeliveryRecord>> SqliteStore::claim_due_deliveries(std::int64_t now_ms, std::size_t limit,
+                                                                      std::int64_t lease_ms) {
+  return impl_->write<std::vector<DeliveryRecord>>([&](Db& db) -> Result<std::vector<DeliveryRecord>> {
+    auto& q =
+        db.prepare(std::string("SELECT ") + kDeliveryColumns +
+                   " FROM deliveries WHERE state = 0 AND next_attempt_ms <= ? ORDER BY next_attempt_ms, seq "
+                   "LIMIT ?");
+    q.bind(1, now_ms).bind(2, static_cast<std::int64_t>(limit));
+    std::vector<DeliveryRecord> out;
+    while (q.step()) out.push_back(read_delivery(q));
+    q.reset();
+    auto& lease = db.prepare("UPDATE deliveries SET next_attempt_ms = ?, leased = 1 WHERE seq = ?");
+    for (const auto& d : out) {
+      lease.bind(1, now_ms + lease_ms).bind(2, d.seq);
+      lease.run();
+      lease.reset();
+    }
+    return out;
+  });
+}
+
+Status SqliteStore::update_deliveries(std::vector<DeliveryUpdate> updates) {
+  return impl_->write<void>([&](Db& db) -> Status {
+    auto& s = db.prepare(
+        "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_ms = ?, last_reason = ?, "
+        "provider_status = ?, "
+        "leased = 0 WHERE seq = ?");
+    for (const auto& u : updates) {
+      s.bind(1, static_cast<std::int64_t>(u.state))
+          .bind(2, static_cast<std::int64_t>(u.attempts))
+          .bind(3, u.next_attempt_ms)
+          .bind(4, std::string_view(u.last_reason))
+          .bind(5, static_cast<std::int64_t>(u.provider_status))
+          .bind(6, u.seq);
+      s.run();
+      s.reset();
+    }
+    return {};
+  });
+}
+
+Result<std::int64_t> SqliteStore::release_leases() {
+  return impl_->write<std::int64_t>([&](Db& db) -> Result<std::int64_t> {
+    db.prepare("UPDATE deliveries SET leased = 0, next_attempt_ms = 0 WHERE state = 0 AND leased = 1").run();
+    return db.changes();
+  });
+}
+
+Result<std::vector<std::pair<std::int64_t, std::int64_t>>> SqliteStore::pending_per_notification() {
+  using Rows = std::vector<std::pair<std::int64_t, std::int64_t>>;
+  return impl_->read<Rows>([&](Db& db) -> Result<Rows> {
+    auto& s = db.prepare(
+        "SELECT notification_seq, COUNT(*) FROM deliveries WHERE state = 0 GROUP BY notification_seq");
+    Rows out;
+    while (s.step()) out.emplace_back(s.column_int(0), s.column_int(1));
+    s.reset();
+    return out;
+  });
+}
+
+Result<std::int64_t> SqliteStore::pending_delivery_count() {
+  return impl_->read<std::int64_t>([&](Db& db) -> Result<std::int64_t> {
+    auto& s = db.prepare("SELECT COUNT(*) FROM deliveries WHERE state = 0");
+    s.step();
+    std::int64_t n = s.column_int(0);
+    s.reset();
+    return n;
+  });
+}
+
+Result<bool> SqliteStore::remove_invalid_binding(std::string_view binding_sid, std::string_view address,
+                                                 std::optional<Seconds> invalid_since) {
+  return impl_->write<bool>([&](Db& db) -> Result<bool> {
+    auto& s = db.prepare("SELECT seq, date_updated FROM bindings WHERE sid = ? AND address = ?");
+    s.bind(1, binding_sid).bind(2, address);
+    if (!s.step()) {
+      s.reset();
+      return false;  // already gone, or replaced under a new SID
+    }
+    std::int64_t seq = s.column_int(0);
+    Seconds updated = s.column_int(1);
+    s.reset();
+    // The device registered again after the provider saw the token die: the binding is live again.
+    if (invalid_since && updated > *invalid_since) return false;
+    delete_binding_row(db, seq);
+    return true;
   });
 }
 

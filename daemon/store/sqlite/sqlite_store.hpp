@@ -45,6 +45,21 @@ class SqliteStore final : public Store {
   Result<Page<BindingRecord>> list_bindings(std::string_view account_sid, std::string_view service_sid,
                                             const BindingFilter& filter, PageRequest page) override;
 
+  Result<NotificationRecord> insert_notification(NotificationRecord notification,
+                                                 std::vector<DeliveryRecord> direct) override;
+  Result<std::vector<NotificationRecord>> unresolved_notifications(std::size_t limit) override;
+  Result<NotificationRecord> find_notification(std::int64_t seq) override;
+  Result<ResolvedPage> resolve_page(std::int64_t notification_seq, const BindingFilter& filter,
+                                    std::size_t page_size) override;
+  Result<std::vector<DeliveryRecord>> claim_due_deliveries(std::int64_t now_ms, std::size_t limit,
+                                                           std::int64_t lease_ms) override;
+  Status update_deliveries(std::vector<DeliveryUpdate> updates) override;
+  Result<std::int64_t> release_leases() override;
+  Result<std::vector<std::pair<std::int64_t, std::int64_t>>> pending_per_notification() override;
+  Result<std::int64_t> pending_delivery_count() override;
+  Result<bool> remove_invalid_binding(std::string_view binding_sid, std::string_view address,
+                                      std::optional<Seconds> invalid_since) override;
+
   // Commits made so far (each may hold many writes): lets tests and benchmarks see the grouping.
   std::uint64_t commit_count() const;
 

@@ -1,0 +1,601 @@
+#include "daemon/fanout/dispatcher.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <map>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+
+#include "daemon/fanout/callbacks.hpp"
+#include "daemon/fanout/notification.hpp"
+#include "daemon/fanout/payload.hpp"
+#include "daemon/model/log.hpp"
+#include "daemon/model/time.hpp"
+
+namespace notifyd::fanout {
+namespace {
+
+namespace asio = boost::asio;
+using Outcome = transport::DeliveryResult::Outcome;
+
+auto fanout_log() { return module_logger("fanout"); }
+
+std::int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+// What every delivery of one notification shares.
+struct NotificationContext {
+  NotificationRecord record;
+  NotificationRequest request;
+  std::optional<ServiceRecord> service;  // nullopt: the service was deleted since
+};
+
+struct NotificationProgress {
+  std::int64_t remaining = 0;
+  std::uint64_t delivered = 0, failed = 0, expired = 0;
+  bool resolved = false;
+  std::string service_sid, sid;
+};
+
+struct CachedCredential {
+  std::shared_ptr<const CredentialRecord> credential;
+  std::int64_t fetched_ms = 0;
+};
+
+struct Park {
+  Seconds date_updated = 0;
+  std::string reason;
+};
+
+template <class T>
+asio::awaitable<T> call(std::function<T()> fn) {
+  co_return fn();
+}
+
+}  // namespace
+
+struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
+  asio::strand<asio::any_io_executor> strand;
+  DispatcherDeps deps;
+  DispatcherOptions options;
+  asio::thread_pool store_pool;
+  asio::steady_timer schedule_timer;
+  asio::steady_timer resolve_timer;
+  asio::steady_timer flush_timer;
+  bool schedule_woken = false;
+  bool resolve_woken = false;
+  bool stopping = false;
+  std::size_t loops_running = 0;
+
+  // Strand-only state.
+  std::size_t in_flight = 0;
+  std::unordered_map<std::int64_t, std::shared_ptr<NotificationContext>> contexts;
+  std::unordered_map<std::int64_t, NotificationProgress> progress;
+  std::unordered_map<std::string, CachedCredential> credentials;
+  std::unordered_map<std::string, std::size_t> in_flight_per_credential;
+  std::unordered_map<std::string, std::int64_t> paced_until_ms;
+  std::unordered_map<std::string, Park> parked;
+  std::vector<DeliveryUpdate> pending_updates;
+  std::vector<std::int64_t> pending_final_notifications;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  mutable std::mutex stats_mu;
+  DispatcherStats stats;
+
+  Impl(asio::any_io_executor ex, DispatcherDeps d, DispatcherOptions o)
+      : strand(asio::make_strand(ex)),
+        deps(std::move(d)),
+        options(o),
+        store_pool(o.store_threads),
+        schedule_timer(strand),
+        resolve_timer(strand),
+        flush_timer(strand) {}
+
+  // Runs a blocking store call on the store pool and resumes on the strand.
+  template <class T>
+  asio::awaitable<T> on_store(std::function<T()> fn) {
+    co_return co_await asio::co_spawn(store_pool, call<T>(std::move(fn)), asio::use_awaitable);
+  }
+
+  void spawn(asio::awaitable<void> coroutine, const char* what) {
+    asio::co_spawn(strand, std::move(coroutine), [what](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        fanout_log()->error("{} failed: {}", what, ex.what());
+      }
+    });
+  }
+
+  asio::awaitable<void> sleep(asio::steady_timer& timer, bool& woken, std::chrono::milliseconds d) {
+    if (woken) {  // a wake-up arrived while we were busy: do not sleep through it
+      woken = false;
+      co_return;
+    }
+    timer.expires_after(d);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    woken = false;
+  }
+
+  void wake_all() {
+    schedule_woken = resolve_woken = true;
+    schedule_timer.cancel();
+    resolve_timer.cancel();
+  }
+
+  // ---- resolution
+
+  asio::awaitable<void> resolve_loop() {
+    auto self = shared_from_this();
+    while (!stopping) {
+      auto list = co_await on_store<Result<std::vector<NotificationRecord>>>(
+          [this] { return deps.store.unresolved_notifications(8); });
+      if (!list) fanout_log()->error("reading unresolved notifications: {}", list.error().message);
+      if (!list || list->empty()) {
+        co_await sleep(resolve_timer, resolve_woken, options.idle_poll);
+        continue;
+      }
+      for (const auto& n : *list) {
+        if (stopping) break;
+        co_await resolve(n);
+      }
+    }
+    --loops_running;
+  }
+
+  asio::awaitable<void> resolve(NotificationRecord n) {
+    BindingFilter filter;
+    try {
+      auto request = notification_from_json(boost::json::parse(n.request).as_object());
+      filter.identities = request.identities;
+      filter.tags = request.tags;
+    } catch (const std::exception& e) {
+      fanout_log()->error("[{}][{}] stored request unreadable: {}", n.service_sid, n.sid, e.what());
+    }
+    auto& p = progress[n.seq];
+    p.sid = n.sid;
+    p.service_sid = n.service_sid;
+    std::int64_t total = n.recipients;
+    p.remaining += 0;
+    for (;;) {
+      auto page = co_await on_store<Result<ResolvedPage>>([this, seq = n.seq, filter] {
+        return deps.store.resolve_page(seq, filter, options.resolve_page_size);
+      });
+      if (!page) {
+        fanout_log()->error("[{}][{}] resolving recipients failed: {}", n.service_sid, n.sid,
+                            page.error().message);
+        co_return;  // tried again at the next pass
+      }
+      total += static_cast<std::int64_t>(page->added);
+      progress[n.seq].remaining += static_cast<std::int64_t>(page->added);
+      if (page->added) {
+        schedule_woken = true;
+        schedule_timer.cancel();
+      }
+      if (page->done || stopping) {
+        if (page->done) {
+          progress[n.seq].resolved = true;
+          fanout_log()->info("[{}][{}] resolved to {} recipients", n.service_sid, n.sid, total);
+          bump([](DispatcherStats& s) { ++s.accepted; });
+          maybe_finished(n.seq);
+        }
+        co_return;
+      }
+    }
+  }
+
+  // ---- scheduling
+
+  asio::awaitable<void> schedule_loop() {
+    auto self = shared_from_this();
+    while (!stopping) {
+      std::size_t capacity = options.max_in_flight > in_flight ? options.max_in_flight - in_flight : 0;
+      if (capacity > 0) {
+        std::size_t limit = std::min(capacity, options.claim_batch);
+        auto claimed = co_await on_store<Result<std::vector<DeliveryRecord>>>([this, limit] {
+          return deps.store.claim_due_deliveries(now_ms(), limit, options.lease.count());
+        });
+        if (!claimed) {
+          fanout_log()->error("claiming due deliveries failed: {}", claimed.error().message);
+        } else {
+          for (auto& d : *claimed) {
+            ++in_flight;
+            spawn(deliver_one(std::move(d)), "delivery");
+          }
+          set_in_flight_stat();
+          if (claimed->size() == limit) continue;  // more may be due right now
+        }
+      }
+      co_await sleep(schedule_timer, schedule_woken, options.idle_poll);
+    }
+    --loops_running;
+  }
+
+  asio::awaitable<std::shared_ptr<NotificationContext>> context_for(std::int64_t seq) {
+    if (auto it = contexts.find(seq); it != contexts.end()) co_return it->second;
+    auto record = co_await on_store<Result<NotificationRecord>>(
+        [this, seq] { return deps.store.find_notification(seq); });
+    if (!record) co_return nullptr;
+    auto ctx = std::make_shared<NotificationContext>();
+    ctx->record = *record;
+    try {
+      ctx->request = notification_from_json(boost::json::parse(record->request).as_object());
+    } catch (const std::exception& e) {
+      fanout_log()->error("[{}][{}] stored request unreadable: {}", record->service_sid, record->sid,
+                          e.what());
+      co_return nullptr;
+    }
+    auto service = co_await on_store<Result<ServiceRecord>>(
+        [this, a = record->account_sid, s = record->service_sid] { return deps.store.find_service(a, s); });
+    if (service) ctx->service = *service;
+    if (contexts.size() >= 1024) contexts.clear();  // those in use live on in their deliveries
+    contexts.emplace(seq, ctx);
+    if (!progress.contains(seq) && record->resolved) {
+      // A direct (ToBinding) notification first seen here: all its deliveries are still to finish.
+      auto& p = progress[seq];
+      p.remaining = record->recipients;
+      p.resolved = true;
+      p.sid = record->sid;
+      p.service_sid = record->service_sid;
+      bump([](DispatcherStats& s) { ++s.accepted; });
+    }
+    co_return ctx;
+  }
+
+  asio::awaitable<std::shared_ptr<const CredentialRecord>> credential_for(std::string account_sid,
+                                                                          std::string sid) {
+    auto now = now_ms();
+    if (auto it = credentials.find(sid); it != credentials.end() && now - it->second.fetched_ms < 5000) {
+      co_return it->second.credential;
+    }
+    auto found = co_await on_store<Result<CredentialRecord>>(
+        [this, account_sid, sid] { return deps.store.find_credential(account_sid, sid); });
+    std::shared_ptr<const CredentialRecord> c;
+    if (found) c = std::make_shared<const CredentialRecord>(std::move(*found));
+    credentials[sid] = {c, now};
+    co_return c;
+  }
+
+  std::optional<std::string> service_credential_sid(const ServiceRecord& s, std::string_view type) {
+    if (type == "apn") return s.apn_credential_sid;
+    if (type == "fcm") return s.fcm_credential_sid ? s.fcm_credential_sid : s.gcm_credential_sid;
+    if (type == "gcm") return s.gcm_credential_sid ? s.gcm_credential_sid : s.fcm_credential_sid;
+    return std::nullopt;
+  }
+
+  std::chrono::milliseconds backoff(int attempts) {
+    auto base = options.initial_backoff * (1LL << std::min(attempts - 1, 20));
+    if (base > options.max_backoff) base = options.max_backoff;
+    std::uniform_real_distribution<double> jitter(0.8, 1.2);
+    return std::chrono::milliseconds(
+        static_cast<std::int64_t>(static_cast<double>(base.count()) * jitter(rng)));
+  }
+
+  asio::awaitable<void> deliver_one(DeliveryRecord d) {
+    auto self = shared_from_this();
+    auto ctx = co_await context_for(d.notification_seq);
+    if (!ctx) {
+      finish(d, nullptr, DeliveryState::failed, "notification unreadable", 0);
+      co_return done_in_flight();
+    }
+    const auto& n = ctx->record;
+    Seconds now_s = now_seconds();
+    if (!ctx->service) {
+      finish(d, ctx.get(), DeliveryState::failed, "service deleted", 0);
+      co_return done_in_flight();
+    }
+    if (d.attempts > 0 && now_s > n.expires_at) {
+      finish(d, ctx.get(), DeliveryState::expired, d.last_reason.empty() ? "ttl expired" : d.last_reason,
+             d.provider_status);
+      co_return done_in_flight();
+    }
+
+    std::shared_ptr<const CredentialRecord> credential;
+    std::string pace_key = d.binding_type;
+    if (d.binding_type == "apn" || d.binding_type == "fcm" || d.binding_type == "gcm") {
+      auto sid = d.credential_sid ? d.credential_sid : service_credential_sid(*ctx->service, d.binding_type);
+      if (!sid) {
+        finish(d, ctx.get(), DeliveryState::failed, "no " + d.binding_type + " credential on the service", 0);
+        co_return done_in_flight();
+      }
+      credential = co_await credential_for(n.account_sid, *sid);
+      if (!credential) {
+        finish(d, ctx.get(), DeliveryState::failed, "credential " + *sid + " not found", 0);
+        co_return done_in_flight();
+      }
+      pace_key = credential->sid;
+      if (auto it = parked.find(credential->sid); it != parked.end()) {
+        if (it->second.date_updated == credential->date_updated) {
+          retry_or_expire(d, ctx.get(), d.attempts, now_ms() + options.park_retry.count(), it->second.reason,
+                          0);
+          co_return done_in_flight();
+        }
+        fanout_log()->info("[{}] credential updated: its deliveries resume", credential->sid);
+        parked.erase(it);
+      }
+    }
+    if (auto it = paced_until_ms.find(pace_key); it != paced_until_ms.end() && it->second > now_ms()) {
+      reschedule(d, d.attempts, it->second, d.last_reason, d.provider_status);
+      co_return done_in_flight();
+    }
+    auto& per_credential = in_flight_per_credential[pace_key];
+    if (per_credential >= options.max_in_flight_per_credential) {
+      reschedule(d, d.attempts, now_ms() + 50, d.last_reason, d.provider_status);
+      co_return done_in_flight();
+    }
+
+    transport::Delivery delivery;
+    delivery.account_sid = n.account_sid;
+    delivery.service_sid = n.service_sid;
+    delivery.notification_sid = n.sid;
+    delivery.binding_sid = d.binding_sid.value_or("");
+    delivery.binding_type = d.binding_type;
+    delivery.address = d.address;
+    delivery.credential = credential;
+    delivery.apns_id = d.apns_id;
+    PayloadTarget target{d.binding_type, d.address, d.protocol_version};
+    if (auto error = build_delivery(ctx->request, target, *ctx->service, now_s, delivery, n.expires_at)) {
+      finish(d, ctx.get(), DeliveryState::failed, *error, 0);
+      co_return done_in_flight();
+    }
+
+    ++per_credential;
+    transport::DeliveryResult result =
+        co_await deps.transport_for(d.binding_type).deliver(std::move(delivery));
+    --in_flight_per_credential[pace_key];
+    int attempts = d.attempts + 1;
+
+    switch (result.outcome) {
+      case Outcome::delivered:
+        finish(d, ctx.get(), DeliveryState::delivered, "", result.provider_status);
+        break;
+      case Outcome::invalid_address: {
+        if (d.binding_sid) {
+          std::optional<Seconds> since;
+          if (result.invalid_since) since = *result.invalid_since / 1000;  // APNs gives milliseconds
+          auto removed =
+              co_await on_store<Result<bool>>([this, sid = *d.binding_sid, address = d.address, since] {
+                return deps.store.remove_invalid_binding(sid, address, since);
+              });
+          if (removed && *removed) {
+            fanout_log()->info("[{}][{}][{}] binding removed: provider says {} ({})", n.service_sid, n.sid,
+                               *d.binding_sid, result.reason, result.provider_status);
+            bump([](DispatcherStats& s) { ++s.bindings_removed; });
+          } else if (removed) {
+            fanout_log()->info("[{}][{}][{}] binding kept: it registered again after the provider's {}",
+                               n.service_sid, n.sid, *d.binding_sid, result.reason);
+          }
+        }
+        d.attempts = attempts;
+        finish(d, ctx.get(), DeliveryState::failed, result.reason, result.provider_status);
+        break;
+      }
+      case Outcome::retry_later: {
+        std::int64_t at = now_ms() + backoff(attempts).count();
+        if (result.retry_after || result.provider_status == 429) {
+          // The provider is pushing back on this credential: slow its whole queue, not just this delivery.
+          std::int64_t pause = result.retry_after ? result.retry_after->count() * 1000 : 1000;
+          auto& until = paced_until_ms[pace_key];
+          until = std::max(until, now_ms() + pause);
+          at = std::max(at, until);
+        }
+        bump([](DispatcherStats& s) { ++s.retried; });
+        retry_or_expire(d, ctx.get(), attempts, at, result.reason, result.provider_status);
+        break;
+      }
+      case Outcome::credential_rejected:
+        if (credential) {
+          auto& park = parked[credential->sid];
+          if (park.date_updated != credential->date_updated || park.reason.empty()) {
+            fanout_log()->error(
+                "[{}] credential parked: the provider rejected it ({}); its deliveries wait until it "
+                "is updated",
+                credential->sid, result.reason);
+          }
+          park = {credential->date_updated, result.reason.empty() ? "credential rejected" : result.reason};
+        }
+        retry_or_expire(d, ctx.get(), attempts, now_ms() + options.park_retry.count(), result.reason,
+                        result.provider_status);
+        break;
+      case Outcome::payload_rejected:
+      case Outcome::unsupported_channel:
+        d.attempts = attempts;
+        finish(d, ctx.get(), DeliveryState::failed, result.reason, result.provider_status);
+        break;
+    }
+    co_return done_in_flight();
+  }
+
+  void done_in_flight() {
+    --in_flight;
+    set_in_flight_stat();
+    if (in_flight + options.claim_batch / 4 <= options.max_in_flight && !schedule_woken) {
+      schedule_woken = true;
+      schedule_timer.cancel();
+    }
+  }
+
+  void retry_or_expire(DeliveryRecord& d, NotificationContext* ctx, int attempts, std::int64_t at,
+                       const std::string& reason, int provider_status) {
+    // Ttl 0 means one attempt; otherwise no attempt after the notification expires.
+    bool one_shot = ctx->record.expires_at <= ctx->record.date_created;
+    if (one_shot || at / 1000 > ctx->record.expires_at) {
+      d.attempts = attempts;
+      finish(d, ctx, DeliveryState::expired, reason, provider_status);
+      return;
+    }
+    reschedule(d, attempts, at, reason, provider_status);
+  }
+
+  void reschedule(const DeliveryRecord& d, int attempts, std::int64_t at, const std::string& reason,
+                  int provider_status) {
+    pending_updates.push_back({d.seq, DeliveryState::pending, attempts, at, reason, provider_status});
+  }
+
+  void finish(const DeliveryRecord& d, NotificationContext* ctx, DeliveryState state,
+              const std::string& reason, int provider_status) {
+    pending_updates.push_back({d.seq, state, d.attempts, 0, reason, provider_status});
+    auto& p = progress[d.notification_seq];
+    --p.remaining;
+    if (state == DeliveryState::delivered) {
+      ++p.delivered;
+      bump([](DispatcherStats& s) { ++s.delivered; });
+    } else if (state == DeliveryState::failed) {
+      ++p.failed;
+      bump([&](DispatcherStats& s) {
+        ++s.failed;
+        ++s.failed_by_reason[reason.empty() ? "unknown" : reason];
+      });
+    } else {
+      ++p.expired;
+      bump([](DispatcherStats& s) { ++s.expired; });
+    }
+    if (state != DeliveryState::delivered && ctx) {
+      fanout_log()->warn("[{}][{}][{}] delivery {} after {} attempts: {}{}", ctx->record.service_sid,
+                         ctx->record.sid, d.binding_sid.value_or(d.binding_type),
+                         state == DeliveryState::failed ? "failed" : "expired", d.attempts, reason,
+                         provider_status ? " (" + std::to_string(provider_status) + ")" : "");
+    }
+    pending_final_notifications.push_back(d.notification_seq);
+    if (ctx && ctx->record.callback_url && deps.callbacks)
+      send_callback(d, *ctx, state, reason, provider_status);
+  }
+
+  void send_callback(const DeliveryRecord& d, const NotificationContext& ctx, DeliveryState state,
+                     const std::string& reason, int provider_status) {
+    auto token = deps.auth_token_for ? deps.auth_token_for(ctx.record.account_sid) : std::nullopt;
+    if (!token) return;
+    Callback cb;
+    cb.url = *ctx.record.callback_url;
+    cb.auth_token = *token;
+    cb.account_sid = ctx.record.account_sid;
+    cb.params.notification_sid = ctx.record.sid;
+    cb.params.binding_sid = d.binding_sid.value_or("");
+    cb.params.identity = d.identity.value_or("");
+    cb.params.binding_type = d.binding_type;
+    cb.params.status = state == DeliveryState::delivered ? CallbackStatus::delivered
+                       : state == DeliveryState::failed  ? CallbackStatus::failed
+                                                         : CallbackStatus::expired;
+    cb.params.error_code = state == DeliveryState::delivered ? "" : reason;
+    cb.params.provider_status = provider_status ? std::to_string(provider_status) : "";
+    deps.callbacks->enqueue(std::move(cb));
+  }
+
+  void maybe_finished(std::int64_t seq) {
+    auto it = progress.find(seq);
+    if (it == progress.end() || !it->second.resolved || it->second.remaining > 0) return;
+    const auto& p = it->second;
+    fanout_log()->info("[{}][{}] notification finished: {} delivered, {} failed, {} expired", p.service_sid,
+                       p.sid, p.delivered, p.failed, p.expired);
+    progress.erase(it);
+  }
+
+  // ---- outcome writes, grouped
+
+  asio::awaitable<void> flush_loop() {
+    auto self = shared_from_this();
+    bool woken = false;
+    for (;;) {
+      if (!pending_updates.empty()) co_await flush();
+      if (stopping && in_flight == 0 && pending_updates.empty()) break;
+      co_await sleep(flush_timer, woken, options.flush_interval);
+    }
+    --loops_running;
+  }
+
+  asio::awaitable<void> flush() {
+    std::vector<DeliveryUpdate> batch;
+    batch.swap(pending_updates);
+    std::vector<std::int64_t> finals;
+    finals.swap(pending_final_notifications);
+    auto written = co_await on_store<Status>([this, batch] { return deps.store.update_deliveries(batch); });
+    if (!written) {
+      // Not lost: the leases bring these deliveries back, and they are attempted again.
+      fanout_log()->error("writing {} delivery outcomes failed: {}", batch.size(), written.error().message);
+    }
+    for (auto seq : finals) maybe_finished(seq);
+  }
+
+  template <class F>
+  void bump(F f) {
+    std::lock_guard lk(stats_mu);
+    f(stats);
+  }
+  void set_in_flight_stat() {
+    std::lock_guard lk(stats_mu);
+    stats.in_flight = in_flight;
+  }
+};
+
+Dispatcher::Dispatcher(asio::any_io_executor executor, DispatcherDeps deps, DispatcherOptions options)
+    : impl_(std::make_shared<Impl>(std::move(executor), std::move(deps), options)) {}
+
+Dispatcher::~Dispatcher() { impl_->store_pool.join(); }
+
+void Dispatcher::start() {
+  auto impl = impl_;
+  asio::post(impl->strand, [impl] {
+    impl->spawn(
+        [](std::shared_ptr<Impl> self) -> asio::awaitable<void> {
+          auto released = co_await self->on_store<Result<std::int64_t>>(
+              [s = self.get()] { return s->deps.store.release_leases(); });
+          if (released && *released)
+            fanout_log()->info("{} deliveries in flight at the last stop are due again", *released);
+          auto pending = co_await self->on_store<Result<std::vector<std::pair<std::int64_t, std::int64_t>>>>(
+              [s = self.get()] { return s->deps.store.pending_per_notification(); });
+          if (pending) {
+            for (auto [seq, count] : *pending) {
+              auto& p = self->progress[seq];
+              p.remaining = count;
+              p.resolved = true;  // corrected by the resolver if it is not
+            }
+          }
+          self->loops_running = 3;
+          self->spawn(self->resolve_loop(), "resolver");
+          self->spawn(self->schedule_loop(), "scheduler");
+          self->spawn(self->flush_loop(), "outcome writer");
+        }(impl),
+        "dispatcher start");
+  });
+}
+
+void Dispatcher::wake() {
+  auto impl = impl_;
+  asio::post(impl->strand, [impl] { impl->wake_all(); });
+}
+
+asio::awaitable<void> Dispatcher::stop(std::chrono::milliseconds timeout) {
+  auto impl = impl_;
+  co_await asio::post(impl->strand, asio::use_awaitable);
+  impl->stopping = true;
+  impl->wake_all();
+  asio::steady_timer timer(impl->strand);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while ((impl->in_flight > 0 || impl->loops_running > 0) && std::chrono::steady_clock::now() < deadline) {
+    impl->flush_timer.cancel();
+    timer.expires_after(std::chrono::milliseconds(10));
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (!impl->pending_updates.empty()) co_await impl->flush();
+  fanout_log()->info("dispatcher stopped ({} deliveries still in flight are leased and will be retried)",
+                     impl->in_flight);
+}
+
+DispatcherStats Dispatcher::stats() const {
+  std::lock_guard lk(impl_->stats_mu);
+  return impl_->stats;
+}
+
+}  // namespace notifyd::fanout

@@ -1,0 +1,83 @@
+#pragma once
+// Dispatcher: drains the durable outbox. It resolves accepted notifications into deliveries page by page,
+// claims due deliveries (leased in the store, so a crash hands them out again), sends each through the
+// Transport of its binding type with bounded concurrency overall and per credential, and records every
+// outcome: delivered; retried with exponential backoff and jitter, never sooner than Retry-After and never
+// after the notification's Ttl; invalid addresses delete their binding (unless it registered again since);
+// a rejected credential parks that credential's deliveries until it is updated; a Retry-After or 429 paces
+// the credential's whole queue. Final outcomes go to the delivery callback.
+// Runs on the io_context it is given; store calls run on its own small thread pool. Never throws out.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "daemon/store/store.hpp"
+#include "transports/transport.hpp"
+
+namespace notifyd::fanout {
+
+class CallbackSender;
+
+struct DispatcherOptions {
+  std::size_t max_in_flight = 2000;  // deliveries being sent at once, all transports
+  std::size_t max_in_flight_per_credential = 1000;
+  std::size_t resolve_page_size = 1000;          // bindings resolved per transaction
+  std::size_t claim_batch = 500;                 // deliveries claimed per transaction
+  std::chrono::milliseconds lease{120000};       // a claimed delivery comes back after this if never finished
+  std::chrono::milliseconds idle_poll{200};      // how often an idle dispatcher looks at the outbox
+  std::chrono::milliseconds flush_interval{10};  // outcome writes are grouped this long at most
+  std::chrono::milliseconds initial_backoff{1000};
+  std::chrono::milliseconds max_backoff{300000};
+  std::chrono::milliseconds park_retry{
+      60000};  // a parked credential's deliveries are looked at again after it
+  unsigned store_threads = 4;
+};
+
+struct DispatcherStats {
+  std::uint64_t accepted = 0;  // notifications resolved (query) or taken (direct)
+  std::uint64_t delivered = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t expired = 0;
+  std::uint64_t retried = 0;
+  std::uint64_t bindings_removed = 0;
+  std::uint64_t in_flight = 0;
+  std::int64_t queue_depth = 0;  // pending deliveries in the store, as last counted
+  std::map<std::string, std::uint64_t> failed_by_reason;
+};
+
+struct DispatcherDeps {
+  Store& store;
+  std::function<transport::Transport&(std::string_view binding_type)> transport_for;
+  CallbackSender* callbacks = nullptr;  // may be null: no callbacks
+  // The auth token that signs an account's callbacks; nullopt when the account is no longer configured.
+  std::function<std::optional<std::string>(std::string_view account_sid)> auth_token_for;
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(boost::asio::any_io_executor executor, DispatcherDeps deps, DispatcherOptions options = {});
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Releases leases left by a previous process and starts the loops.
+  void start();
+  // Something new is in the outbox: look now rather than at the next poll. Thread-safe.
+  void wake();
+  // Stops claiming, waits (bounded) for deliveries in flight, writes every outcome. Pending work stays in
+  // the store for the next start.
+  boost::asio::awaitable<void> stop(std::chrono::milliseconds timeout);
+  DispatcherStats stats() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace notifyd::fanout

@@ -1,0 +1,246 @@
+// ApnsTransport against an in-process HTTP/2 TLS APNs fake: certificate and token auth, endpoints, headers,
+// and every answer's outcome. Each test fails without the behaviour it names.
+#include "transports/apns/apns_transport.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "daemon/model/sid.hpp"
+#include "daemon/model/time.hpp"
+#include "tests/support/fake_h2_server.hpp"
+#include "tests/support/run_coroutine.hpp"
+#include "tests/support/test_credentials.hpp"
+#include "tests/support/tls_test_certs.hpp"
+#include "transports/jwt.hpp"
+
+namespace notifyd::transport {
+namespace {
+
+using Outcome = DeliveryResult::Outcome;
+using test::FakeH2Server;
+using test::FakeRequest;
+using test::FakeResponse;
+
+const std::string kToken(64, 'b');
+
+std::shared_ptr<CredentialRecord> certificate_credential(bool sandbox = false) {
+  auto pair = test::make_client_cert("com.example.app");
+  auto c = std::make_shared<CredentialRecord>();
+  c->sid = make_sid("CR");
+  c->type = "apn";
+  c->sandbox = sandbox;
+  c->certificate = pair.certificate_pem;
+  c->private_key = pair.private_key_pem;
+  c->apn_topic = "com.example.app";
+  c->date_updated = 1;
+  return c;
+}
+
+std::shared_ptr<CredentialRecord> token_credential() {
+  auto c = std::make_shared<CredentialRecord>();
+  c->sid = make_sid("CR");
+  c->type = "apn";
+  c->private_key = test::make_p8_key();
+  c->apn_key_id = "KEYID12345";
+  c->apn_team_id = "TEAMID1234";
+  c->apn_topic = "com.example.token";
+  c->date_updated = 1;
+  return c;
+}
+
+Delivery delivery_for(std::shared_ptr<const CredentialRecord> credential,
+                      std::string body = R"({"aps":{"alert":"hi"}})") {
+  Delivery d;
+  d.notification_sid = make_sid("NT");
+  d.binding_sid = make_sid("BS");
+  d.binding_type = "apn";
+  d.address = kToken;
+  d.credential = std::move(credential);
+  d.body = std::move(body);
+  d.apns_priority = 10;
+  d.apns_expiration = now_seconds() + 3600;
+  d.apns_id = "9f2a5c1e-0000-4000-8000-000000000001";
+  return d;
+}
+
+class ApnsTransportTest : public ::testing::Test {
+ protected:
+  ApnsTransportTest()
+      : ca_file_(test::write_ca_file()),
+        production_(),
+        sandbox_(),
+        io_(2),
+        transport_(io_.executor(), ApnsOptions{production_.url(), sandbox_.url(), ca_file_.string(), 4,
+                                               std::chrono::milliseconds(5000)}) {}
+
+  DeliveryResult deliver(Delivery d) { return io_.run(transport_.deliver(std::move(d))); }
+
+  test::TempFile ca_file_;
+  FakeH2Server production_;
+  FakeH2Server sandbox_;
+  test::IoThreads io_;
+  ApnsTransport transport_;
+};
+
+TEST_F(ApnsTransportTest, CertificateAuthPresentsTheClientCertificateAndSendsEveryHeader) {
+  auto result = deliver(delivery_for(certificate_credential()));
+  EXPECT_EQ(result.outcome, Outcome::delivered) << result.reason;
+  auto req = production_.last_request();
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->method, "POST");
+  EXPECT_EQ(req->path, "/3/device/" + kToken);
+  EXPECT_TRUE(req->client_cert_presented);
+  EXPECT_EQ(req->client_uid, "com.example.app");
+  EXPECT_EQ(req->header("apns-topic"), "com.example.app");
+  EXPECT_EQ(req->header("apns-push-type"), "alert");
+  EXPECT_EQ(req->header("apns-priority"), "10");
+  EXPECT_EQ(req->header("apns-id"), "9f2a5c1e-0000-4000-8000-000000000001");
+  EXPECT_FALSE(req->header("apns-expiration").empty());
+  EXPECT_FALSE(req->has_header("authorization"));
+  EXPECT_EQ(req->body, R"({"aps":{"alert":"hi"}})");
+  EXPECT_EQ(sandbox_.request_count(), 0u);
+}
+
+TEST_F(ApnsTransportTest, SandboxCredentialsGoToTheSandboxEndpoint) {
+  auto result = deliver(delivery_for(certificate_credential(/*sandbox=*/true)));
+  EXPECT_EQ(result.outcome, Outcome::delivered) << result.reason;
+  EXPECT_EQ(sandbox_.request_count(), 1u);
+  EXPECT_EQ(production_.request_count(), 0u);
+}
+
+TEST_F(ApnsTransportTest, TokenAuthSendsOneCachedEs256TokenWithKidAndIss) {
+  auto credential = token_credential();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(deliver(delivery_for(credential)).outcome, Outcome::delivered);
+  auto requests = production_.requests();
+  ASSERT_EQ(requests.size(), 5u);
+  std::string auth = requests[0].header("authorization");
+  ASSERT_EQ(auth.rfind("bearer ", 0), 0u);
+  for (const auto& r : requests) EXPECT_EQ(r.header("authorization"), auth);  // cached, not re-minted
+  EXPECT_FALSE(requests[0].client_cert_presented);
+  EXPECT_EQ(requests[0].header("apns-topic"), "com.example.token");
+  std::string jwt = auth.substr(7);
+  std::string header_b64 = jwt.substr(0, jwt.find('.'));
+  EXPECT_EQ(header_b64, base64url(R"({"alg":"ES256","kid":"KEYID12345"})"));
+}
+
+TEST_F(ApnsTransportTest, RejectedProviderTokenIsRetriedOnce) {
+  std::atomic<int> calls{0};
+  production_.set_handler([&](const FakeRequest&) {
+    if (calls++ == 0) return FakeResponse::json(403, R"({"reason":"ExpiredProviderToken"})");
+    return FakeResponse::json(200, "");
+  });
+  auto result = deliver(delivery_for(token_credential()));
+  EXPECT_EQ(result.outcome, Outcome::delivered) << result.reason;
+  EXPECT_EQ(production_.request_count(), 2u);
+}
+
+TEST_F(ApnsTransportTest, ProviderTokenRefusedTwiceRejectsTheCredential) {
+  production_.set_handler(
+      [](const FakeRequest&) { return FakeResponse::json(403, R"({"reason":"InvalidProviderToken"})"); });
+  auto result = deliver(delivery_for(token_credential()));
+  EXPECT_EQ(result.outcome, Outcome::credential_rejected);
+  EXPECT_EQ(result.reason, "InvalidProviderToken");
+  EXPECT_EQ(production_.request_count(), 2u);
+}
+
+TEST_F(ApnsTransportTest, UnregisteredAndBadTokensAreInvalidAddresses) {
+  production_.set_handler([](const FakeRequest&) {
+    return FakeResponse::json(410, R"({"reason":"Unregistered","timestamp":1700000000000})");
+  });
+  auto gone = deliver(delivery_for(certificate_credential()));
+  EXPECT_EQ(gone.outcome, Outcome::invalid_address);
+  EXPECT_EQ(gone.provider_status, 410);
+  ASSERT_TRUE(gone.invalid_since);
+  EXPECT_EQ(*gone.invalid_since, 1700000000000);
+  for (auto reason : {"BadDeviceToken", "DeviceTokenNotForTopic"}) {
+    production_.set_handler([reason](const FakeRequest&) {
+      return FakeResponse::json(400, std::string(R"({"reason":")") + reason + R"("})");
+    });
+    EXPECT_EQ(deliver(delivery_for(certificate_credential())).outcome, Outcome::invalid_address) << reason;
+  }
+}
+
+TEST_F(ApnsTransportTest, ThrottlingAndServerErrorsAreRetriedLater) {
+  production_.set_handler([](const FakeRequest&) {
+    return FakeResponse::json(429, R"({"reason":"TooManyRequests"})", {{"retry-after", "12"}});
+  });
+  auto throttled = deliver(delivery_for(certificate_credential()));
+  EXPECT_EQ(throttled.outcome, Outcome::retry_later);
+  ASSERT_TRUE(throttled.retry_after);
+  EXPECT_EQ(throttled.retry_after->count(), 12);
+  for (int status : {500, 503}) {
+    production_.set_handler(
+        [status](const FakeRequest&) { return FakeResponse::json(status, R"({"reason":"x"})"); });
+    EXPECT_EQ(deliver(delivery_for(certificate_credential())).outcome, Outcome::retry_later) << status;
+  }
+}
+
+TEST_F(ApnsTransportTest, OtherClientErrorsRejectThePayloadWithApplesReason) {
+  production_.set_handler(
+      [](const FakeRequest&) { return FakeResponse::json(400, R"({"reason":"BadExpirationDate"})"); });
+  auto result = deliver(delivery_for(certificate_credential()));
+  EXPECT_EQ(result.outcome, Outcome::payload_rejected);
+  EXPECT_EQ(result.reason, "BadExpirationDate");
+}
+
+TEST_F(ApnsTransportTest, OversizedPayloadIsRejectedWithoutSending) {
+  std::string body = R"({"aps":{"alert":")" + std::string(4100, 'x') + R"("}})";
+  auto result = deliver(delivery_for(certificate_credential(), body));
+  EXPECT_EQ(result.outcome, Outcome::payload_rejected);
+  EXPECT_EQ(production_.request_count(), 0u);
+}
+
+TEST_F(ApnsTransportTest, ARetryOfOneDeliveryCarriesTheSameApnsId) {
+  auto d = delivery_for(certificate_credential());
+  production_.set_handler(
+      [](const FakeRequest&) { return FakeResponse::json(503, R"({"reason":"ServiceUnavailable"})"); });
+  EXPECT_EQ(deliver(d).outcome, Outcome::retry_later);
+  production_.set_handler([](const FakeRequest&) { return FakeResponse::json(200, ""); });
+  EXPECT_EQ(deliver(d).outcome, Outcome::delivered);
+  auto requests = production_.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].header("apns-id"), requests[1].header("apns-id"));
+}
+
+TEST_F(ApnsTransportTest, ConnectionLossIsRetryLater) {
+  production_.close_connection_after(1);
+  auto result = deliver(delivery_for(certificate_credential()));
+  EXPECT_EQ(result.outcome, Outcome::retry_later);
+}
+
+TEST_F(ApnsTransportTest, ManyDeliveriesShareFewConnections) {
+  auto credential = certificate_credential();
+  std::vector<std::future<DeliveryResult>> results;
+  for (int i = 0; i < 200; ++i) {
+    results.push_back(boost::asio::co_spawn(io_.io(), transport_.deliver(delivery_for(credential)),
+                                            boost::asio::use_future));
+  }
+  for (auto& f : results) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+    EXPECT_EQ(f.get().outcome, Outcome::delivered);
+  }
+  EXPECT_LE(production_.connections_accepted(), 4u);
+  EXPECT_EQ(transport_.pool_count(), 1u);
+}
+
+TEST(ApnsCertificateExpiry, DaysLeftAreReportedAndExpiredIsNegative) {
+  CredentialRecord valid;
+  valid.sid = "CRvalid";
+  valid.certificate = test::make_client_cert("com.example.app").certificate_pem;
+  auto days = log_certificate_expiry(valid);
+  ASSERT_TRUE(days);
+  EXPECT_GE(*days, 300);
+  CredentialRecord expired;
+  expired.sid = "CRexpired";
+  test::ClientCertOptions o;
+  o.topic_uid = "com.example.app";
+  o.expired = true;
+  expired.certificate = test::make_client_cert(test::shared_test_pki().ca, o).certificate_pem;
+  auto left = log_certificate_expiry(expired);
+  ASSERT_TRUE(left);
+  EXPECT_LT(*left, 0);
+}
+
+}  // namespace
+}  // namespace notifyd::transport

@@ -1,0 +1,330 @@
+// Http2Pool against the in-process TLS HTTP/2 fake (tests/support/fake_h2_server) on 127.0.0.1, port 0:
+// multiplexing, growth, GOAWAY, connection loss, TLS failures, idle close and PING. Every wait is bounded.
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "tests/support/fake_h2_server.hpp"
+#include "tests/support/tls_test_certs.hpp"
+#include "transports/http2/pool.hpp"
+#include "transports/http2/tls_context.hpp"
+
+namespace notifyd::http2 {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using test::FakeH2Options;
+using test::FakeH2Server;
+using test::FakeRequest;
+using test::FakeResponse;
+
+class Http2PoolTest : public ::testing::Test {
+ protected:
+  PoolOptions options_for(const FakeH2Server& server) {
+    PoolOptions o;
+    o.host = server.host();
+    o.port = server.port();
+    o.tls = make_client_tls_context(ca_file_.string());
+    o.max_connections = 4;
+    o.connect_timeout = 3s;
+    o.request_timeout = 5s;
+    o.log_prefix = "[test]";
+    return o;
+  }
+
+  // Runs the io_context until `done` holds or `timeout` passes; false on timeout.
+  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      io_.run_one_for(20ms);
+    }
+    return true;
+  }
+  void run_for(std::chrono::milliseconds d) {
+    auto deadline = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < deadline) io_.run_one_until(deadline);
+  }
+
+  // Starts `n` sends at once and waits (bounded) for all of them.
+  std::vector<H2Result> send_all(Http2Pool& pool, std::size_t n, std::chrono::milliseconds timeout = 15s) {
+    auto results = std::make_shared<std::vector<std::optional<H2Result>>>(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      H2Request req;
+      req.path = "/3/device/" + std::string(64, 'a') + std::to_string(i);
+      req.headers = {{"content-type", "application/json"}, {"apns-topic", "com.example"}};
+      req.body = "{\"n\":" + std::to_string(i) + "}";
+      asio::co_spawn(io_, pool.send(std::move(req)), [results, i](std::exception_ptr e, H2Result r) {
+        if (e) r = H2Result{H2Failure::reset, {}, "exception"};
+        (*results)[i] = std::move(r);
+      });
+    }
+    auto all_done = [&] {
+      return std::all_of(results->begin(), results->end(), [](const auto& r) { return r.has_value(); });
+    };
+    EXPECT_TRUE(run_until(all_done, timeout)) << "sends did not finish in time";
+    std::vector<H2Result> out;
+    for (auto& r : *results)
+      out.push_back(r ? std::move(*r) : H2Result{H2Failure::timeout, {}, "test timeout"});
+    return out;
+  }
+
+  H2Result send_one(Http2Pool& pool) { return send_all(pool, 1).front(); }
+
+  void drain(Http2Pool& pool) {
+    bool done = false;
+    asio::co_spawn(io_, pool.drain(), [&done](std::exception_ptr) { done = true; });
+    EXPECT_TRUE(run_until([&] { return done; }));
+  }
+
+  test::TempFile ca_file_ = test::write_ca_file();
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_{io_.get_executor()};
+};
+
+::testing::AssertionResult all_ok(const std::vector<H2Result>& results) {
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (results[i].failure != H2Failure::none || results[i].response.status != 200) {
+      return ::testing::AssertionFailure()
+             << "send " << i << ": " << to_string(results[i].failure) << " status "
+             << results[i].response.status << " " << results[i].detail;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST_F(Http2PoolTest, MultiplexesConcurrentSendsOnOneConnection) {
+  FakeH2Server server;
+  server.set_response_delay(200ms);
+  server.set_handler([](const FakeRequest& r) {
+    return FakeResponse::json(200, r.body, {{"apns-id", std::to_string(r.stream_id)}});
+  });
+  Http2Pool pool(io_.get_executor(), options_for(server));
+  auto results = send_all(pool, 50);
+  EXPECT_TRUE(all_ok(results));
+  EXPECT_EQ(results[7].response.body, "{\"n\":7}");
+  EXPECT_FALSE(results[7].response.header("apns-id").empty());
+  EXPECT_EQ(server.connections_accepted(), 1u);
+  EXPECT_GE(server.peak_concurrent_streams(), 40u) << "streams were not multiplexed";
+  auto last = server.last_request();
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->authority, server.authority());
+  EXPECT_EQ(last->method, "POST");
+  EXPECT_EQ(last->header("apns-topic"), "com.example");
+  EXPECT_EQ(pool.stats().connections, 1u);
+  EXPECT_EQ(pool.stats().streams_in_flight, 0u);
+}
+
+TEST_F(Http2PoolTest, NeverExceedsThePeersStreamLimit) {
+  FakeH2Options so;
+  so.max_concurrent_streams = 5;
+  FakeH2Server server(so);
+  server.set_response_delay(100ms);
+  auto o = options_for(server);
+  o.max_connections = 1;
+  Http2Pool pool(io_.get_executor(), o);
+  EXPECT_TRUE(all_ok(send_all(pool, 20)));
+  EXPECT_EQ(server.connections_accepted(), 1u);
+  EXPECT_EQ(server.peak_concurrent_streams(), 5u);
+}
+
+TEST_F(Http2PoolTest, GrowsWhenEachConnectionAllowsOneStream) {
+  FakeH2Options so;
+  so.max_concurrent_streams = 1;
+  FakeH2Server server(so);
+  server.set_response_delay(300ms);
+  auto o = options_for(server);
+  o.max_connections = 3;
+  Http2Pool pool(io_.get_executor(), o);
+  EXPECT_TRUE(all_ok(send_all(pool, 6)));
+  EXPECT_GE(server.connections_accepted(), 2u);
+  EXPECT_LE(server.connections_accepted(), 3u);
+  EXPECT_EQ(server.peak_concurrent_streams(), 1u);
+  EXPECT_LE(pool.stats().connections, 3u);
+}
+
+TEST_F(Http2PoolTest, GoawayMidFlightIsRetriedElsewhere) {
+  FakeH2Server server;
+  server.set_response_delay(100ms);
+  server.goaway_after(3);
+  Http2Pool pool(io_.get_executor(), options_for(server));
+  EXPECT_TRUE(all_ok(send_all(pool, 12)));
+  EXPECT_EQ(server.goaways_sent(), 1u);
+  EXPECT_GE(server.connections_accepted(), 2u);
+  EXPECT_EQ(pool.stats().goaways, 1u);
+  EXPECT_EQ(server.request_count(), 12u) << "refused streams were not processed, their retries were";
+}
+
+TEST_F(Http2PoolTest, RefusedStreamIsRetriedAndOtherResetIsReturned) {
+  FakeH2Server server;
+  Http2Pool pool(io_.get_executor(), options_for(server));
+  server.rst_stream(7);  // REFUSED_STREAM
+  EXPECT_TRUE(all_ok({send_one(pool)}));
+  server.rst_stream(2);  // INTERNAL_ERROR
+  auto r = send_one(pool);
+  EXPECT_EQ(r.failure, H2Failure::reset) << r.detail;
+}
+
+TEST_F(Http2PoolTest, ServerDeathIsConnectionLost) {
+  FakeH2Server server;
+  server.set_response_delay(5s);
+  Http2Pool pool(io_.get_executor(), options_for(server));
+  auto results = std::make_shared<std::vector<std::optional<H2Result>>>(3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    H2Request req;
+    req.path = "/slow";
+    req.body = "x";
+    asio::co_spawn(io_, pool.send(std::move(req)),
+                   [results, i](std::exception_ptr, H2Result r) { (*results)[i] = std::move(r); });
+  }
+  ASSERT_TRUE(run_until([&] { return server.request_count() == 3; }));
+  server.close_all_connections();
+  ASSERT_TRUE(run_until([&] { return (*results)[0] && (*results)[1] && (*results)[2]; }));
+  for (auto& r : *results) EXPECT_EQ(r->failure, H2Failure::connection_lost) << r->detail;
+  EXPECT_TRUE(run_until([&] { return pool.stats().connections == 0; }));
+}
+
+TEST_F(Http2PoolTest, RequestTimeout) {
+  FakeH2Server server;
+  server.set_response_delay(3s);
+  auto o = options_for(server);
+  o.request_timeout = 300ms;
+  Http2Pool pool(io_.get_executor(), o);
+  auto r = send_one(pool);
+  EXPECT_EQ(r.failure, H2Failure::timeout) << r.detail;
+  EXPECT_EQ(pool.stats().connections, 1u) << "a slow stream does not kill the connection";
+}
+
+TEST_F(Http2PoolTest, AlpnWithoutH2IsConnectFailed) {
+  FakeH2Options so;
+  so.offer_h2 = false;
+  FakeH2Server server(so);
+  Http2Pool pool(io_.get_executor(), options_for(server));
+  auto r = send_one(pool);
+  EXPECT_EQ(r.failure, H2Failure::connect_failed);
+  EXPECT_NE(r.detail.find("ALPN"), std::string::npos) << r.detail;
+  EXPECT_EQ(server.request_count(), 0u);
+}
+
+TEST_F(Http2PoolTest, UntrustedCertificateIsConnectFailed) {
+  FakeH2Server server;
+  auto o = options_for(server);
+  o.tls = make_client_tls_context("");  // system CAs only: the test CA is not trusted
+  Http2Pool pool(io_.get_executor(), o);
+  auto r = send_one(pool);
+  EXPECT_EQ(r.failure, H2Failure::connect_failed);
+  EXPECT_NE(r.detail.find("certificate"), std::string::npos) << r.detail;
+  EXPECT_EQ(server.request_count(), 0u);
+}
+
+TEST_F(Http2PoolTest, NoListenerIsConnectFailed) {
+  std::uint16_t port = 0;
+  {
+    FakeH2Server gone;
+    port = gone.port();
+  }
+  PoolOptions o;
+  o.host = "127.0.0.1";
+  o.port = port;
+  o.tls = make_client_tls_context(ca_file_.string());
+  o.connect_timeout = 2s;
+  Http2Pool pool(io_.get_executor(), o);
+  auto results = send_all(pool, 3);
+  for (auto& r : results) EXPECT_EQ(r.failure, H2Failure::connect_failed) << r.detail;
+}
+
+TEST_F(Http2PoolTest, ClientCertificateIsPresented) {
+  FakeH2Server server;
+  auto cert = test::make_client_cert("com.example.app");
+  auto o = options_for(server);
+  o.tls = make_client_tls_context(ca_file_.string(), cert.certificate_pem, cert.private_key_pem);
+  Http2Pool pool(io_.get_executor(), o);
+  EXPECT_TRUE(all_ok({send_one(pool)}));
+  auto last = server.last_request();
+  ASSERT_TRUE(last);
+  EXPECT_TRUE(last->client_cert_presented);
+  EXPECT_EQ(last->client_uid, "com.example.app");
+}
+
+TEST_F(Http2PoolTest, IdleConnectionIsClosed) {
+  FakeH2Server server;
+  auto o = options_for(server);
+  o.idle_close = 200ms;
+  Http2Pool pool(io_.get_executor(), o);
+  EXPECT_TRUE(all_ok({send_one(pool)}));
+  EXPECT_TRUE(run_until([&] { return pool.stats().connections == 0; }, 3s));
+  EXPECT_TRUE(server.wait_for_open_connections(0, 3s));
+  EXPECT_TRUE(all_ok({send_one(pool)}));  // reopened on demand
+  EXPECT_EQ(pool.stats().connections_opened, 2u);
+}
+
+TEST_F(Http2PoolTest, MinConnectionsAreKeptWhenIdle) {
+  FakeH2Server server;
+  auto o = options_for(server);
+  o.idle_close = 100ms;
+  o.min_connections = 1;
+  Http2Pool pool(io_.get_executor(), o);
+  EXPECT_TRUE(all_ok({send_one(pool)}));
+  run_for(600ms);
+  EXPECT_EQ(pool.stats().connections, 1u);
+  EXPECT_EQ(server.connections_open(), 1u);
+}
+
+TEST_F(Http2PoolTest, PingKeepsAnIdleConnectionAlive) {
+  FakeH2Server server;
+  auto o = options_for(server);
+  o.ping_interval = 50ms;
+  o.ping_timeout = 300ms;
+  Http2Pool pool(io_.get_executor(), o);
+  EXPECT_TRUE(all_ok({send_one(pool)}));
+  run_for(700ms);
+  EXPECT_GE(server.pings_received(), 3u);
+  EXPECT_EQ(pool.stats().connections, 1u);
+  EXPECT_TRUE(all_ok({send_one(pool)}));
+  EXPECT_EQ(server.connections_accepted(), 1u);
+}
+
+TEST_F(Http2PoolTest, UnansweredPingClosesTheConnection) {
+  FakeH2Options so;
+  so.answer_pings = false;
+  FakeH2Server server(so);
+  auto o = options_for(server);
+  o.ping_interval = 50ms;
+  o.ping_timeout = 200ms;
+  Http2Pool pool(io_.get_executor(), o);
+  EXPECT_TRUE(all_ok({send_one(pool)}));
+  EXPECT_TRUE(run_until([&] { return pool.stats().connections == 0; }, 3s));
+  EXPECT_TRUE(server.wait_for_open_connections(0, 3s));
+}
+
+TEST_F(Http2PoolTest, DrainFinishesInFlightThenRefusesNewSends) {
+  FakeH2Server server;
+  server.set_response_delay(200ms);
+  Http2Pool pool(io_.get_executor(), options_for(server));
+  auto results = std::make_shared<std::vector<std::optional<H2Result>>>(2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    H2Request req;
+    req.path = "/x";
+    asio::co_spawn(io_, pool.send(std::move(req)),
+                   [results, i](std::exception_ptr, H2Result r) { (*results)[i] = std::move(r); });
+  }
+  ASSERT_TRUE(run_until([&] { return server.request_count() == 2 || server.connections_open() == 1; }));
+  ASSERT_TRUE(run_until([&] { return pool.stats().streams_in_flight == 2; }));
+  drain(pool);
+  ASSERT_TRUE((*results)[0] && (*results)[1]);
+  EXPECT_TRUE(all_ok({*(*results)[0], *(*results)[1]}));
+  EXPECT_TRUE(server.wait_for_open_connections(0, 3s));
+  auto r = send_one(pool);
+  EXPECT_EQ(r.failure, H2Failure::shutting_down);
+}
+
+}  // namespace
+}  // namespace notifyd::http2

@@ -1,0 +1,45 @@
+#pragma once
+// ApnsTransport: delivers to Apple Push Notification service over HTTP/2. One Http2Pool per
+// (credential, endpoint): certificate credentials present their client certificate on their own
+// connections; token credentials send a cached ES256 provider token. Sandbox credentials go to
+// sandbox_url. deliver() may be called from any coroutine; outcomes are values (see apns_protocol.hpp).
+#include <boost/asio/any_io_executor.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "transports/http2/pool.hpp"
+#include "transports/transport.hpp"
+
+namespace notifyd::transport {
+
+struct ApnsOptions {
+  std::string production_url = "https://api.push.apple.com";
+  std::string sandbox_url = "https://api.sandbox.push.apple.com";
+  std::string ca_file;  // extra trusted CAs; the system store is always used
+  std::size_t max_connections = 4;
+  std::chrono::milliseconds request_timeout{30000};
+};
+
+class ApnsTransport final : public Transport {
+ public:
+  ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions options);
+  ~ApnsTransport() override;
+
+  boost::asio::awaitable<DeliveryResult> deliver(Delivery delivery) override;
+  boost::asio::awaitable<void> drain() override;
+
+  // Pools opened so far (one per credential and endpoint), and their combined stats.
+  std::size_t pool_count() const;
+  http2::PoolStats stats() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Logs the certificate's notAfter at info, and a warning when it expires within 30 days (or has).
+// Returns the days left (negative when expired); nullopt when the certificate does not parse.
+std::optional<long> log_certificate_expiry(const CredentialRecord& credential);
+
+}  // namespace notifyd::transport

@@ -1,0 +1,211 @@
+// SmsTransport: form-encodes one Messages create request per delivery and maps the gateway's answer (HTTP
+// status plus Twilio's JSON error `code`) to an outcome. The pool does connection reuse and timeouts.
+#include "transports/sms/sms_transport.hpp"
+
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+#include <cctype>
+#include <charconv>
+#include <ctime>
+#include <iomanip>
+#include <locale>
+#include <sstream>
+#include <utility>
+
+#include "daemon/model/log.hpp"
+
+namespace notifyd::sms {
+namespace {
+
+using transport::Delivery;
+using transport::DeliveryResult;
+using Outcome = DeliveryResult::Outcome;
+
+// Twilio error codes that mean the number itself can never receive: 21211 invalid 'To' number, 21614 'To'
+// is not a mobile number.
+constexpr int kInvalidToNumber = 21211;
+constexpr int kNotMobileNumber = 21614;
+// notifyd's (Twilio Notify's) code for an SMS binding in a Service without a MessagingServiceSid.
+constexpr const char* kNoMessagingService = "52182";
+
+std::string form_encode(std::string_view s) {
+  boost::urls::encoding_opts opts;
+  opts.space_as_plus = true;  // application/x-www-form-urlencoded
+  return boost::urls::encode(s, boost::urls::unreserved_chars, opts);
+}
+
+void append_field(std::string& out, std::string_view key, std::string_view value) {
+  if (!out.empty()) out += '&';
+  out += form_encode(key);
+  out += '=';
+  out += form_encode(value);
+}
+
+std::string base64(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+// Twilio's error body: {"code": 21211, "message": "...", "more_info": "...", "status": 400}.
+struct ProviderError {
+  std::optional<int> code;
+  std::string message;
+};
+
+ProviderError parse_provider_error(std::string_view body) {
+  ProviderError e;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(body, ec);
+  if (ec || !v.is_object()) return e;
+  const auto& obj = v.as_object();
+  if (auto* c = obj.if_contains("code")) {
+    if (c->is_int64()) {
+      e.code = static_cast<int>(c->as_int64());
+    } else if (c->is_uint64()) {
+      e.code = static_cast<int>(c->as_uint64());
+    } else if (c->is_string()) {  // some gateways quote it
+      int parsed = 0;
+      auto s = c->as_string();
+      if (std::from_chars(s.data(), s.data() + s.size(), parsed).ec == std::errc{}) e.code = parsed;
+    }
+  }
+  if (auto* m = obj.if_contains("message"); m && m->is_string()) e.message = std::string(m->as_string());
+  return e;
+}
+
+std::string error_reason(const ProviderError& e, unsigned status) {
+  if (e.code && !e.message.empty()) return std::to_string(*e.code) + ": " + e.message;
+  if (e.code) return std::to_string(*e.code);
+  if (!e.message.empty()) return e.message;
+  return "HTTP " + std::to_string(status);
+}
+
+DeliveryResult make_result(Outcome outcome, unsigned status, std::string reason) {
+  DeliveryResult r;
+  r.outcome = outcome;
+  r.provider_status = static_cast<int>(status);
+  r.reason = std::move(reason);
+  return r;
+}
+
+}  // namespace
+
+std::string sms_form_body(const Delivery& delivery) {
+  std::string out;
+  append_field(out, "To", delivery.address);
+  append_field(out, "MessagingServiceSid", delivery.messaging_service_sid);
+  if (!delivery.sms_body.empty()) append_field(out, "Body", delivery.sms_body);
+  for (const auto& media : delivery.sms_media_urls) append_field(out, "MediaUrl", media);
+  if (delivery.sms_status_callback) append_field(out, "StatusCallback", *delivery.sms_status_callback);
+  if (delivery.sms_max_price) append_field(out, "MaxPrice", *delivery.sms_max_price);
+  return out;
+}
+
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
+                                                      std::chrono::system_clock::time_point now) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(),
+                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+    long long seconds = 0;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+    if (ec != std::errc{} || p != value.data() + value.size()) return std::nullopt;
+    return std::chrono::seconds(seconds);
+  }
+  // HTTP-date, IMF-fixdate form ("Sun, 06 Nov 1994 08:49:37 GMT"): the one senders must generate (RFC 9110).
+  std::tm tm{};
+  std::istringstream in{std::string(value)};
+  in.imbue(std::locale::classic());
+  in >> std::get_time(&tm, "%a, %d %b %Y %H:%M:%S GMT");
+  if (in.fail()) return std::nullopt;
+  const std::time_t at = timegm(&tm);
+  if (at == static_cast<std::time_t>(-1)) return std::nullopt;
+  auto delta = std::chrono::system_clock::from_time_t(at) - now;
+  if (delta <= std::chrono::system_clock::duration::zero()) return std::chrono::seconds(0);
+  return std::chrono::ceil<std::chrono::seconds>(delta);
+}
+
+DeliveryResult classify_sms_response(unsigned status, std::string_view retry_after_header,
+                                     std::string_view body, std::chrono::system_clock::time_point now) {
+  if (status >= 200 && status < 300) return make_result(Outcome::delivered, status, "");
+  const ProviderError error = parse_provider_error(body);
+  if (status == 429 || status >= 500) {
+    auto r = make_result(Outcome::retry_later, status, error_reason(error, status));
+    r.retry_after = parse_retry_after(retry_after_header, now);
+    return r;
+  }
+  if (status == 401 || status == 403)
+    return make_result(Outcome::credential_rejected, status, error_reason(error, status));
+  if (status == 400 && error.code && (*error.code == kInvalidToNumber || *error.code == kNotMobileNumber)) {
+    return make_result(Outcome::invalid_address, status, std::to_string(*error.code));
+  }
+  if (status >= 400) return make_result(Outcome::payload_rejected, status, error_reason(error, status));
+  // 1xx/3xx: not an answer a Messages API gives; most likely a misconfigured url, which may be fixed by a
+  // reload.
+  return make_result(Outcome::retry_later, status, "unexpected HTTP " + std::to_string(status));
+}
+
+SmsTransport::SmsTransport(boost::asio::any_io_executor executor, SmsOptions options)
+    : options_(std::move(options)), log_(module_logger("sms")) {
+  http1::Http1Options pool_options;
+  pool_options.base_url = options_.url;
+  pool_options.ca_file = options_.ca_file;
+  pool_options.max_connections = options_.max_connections;
+  pool_options.connect_timeout = options_.connect_timeout;
+  pool_options.request_timeout = options_.request_timeout;
+  pool_options.log_prefix = "[sms] ";
+  pool_ = std::make_unique<http1::Http1Pool>(std::move(executor), std::move(pool_options));
+  target_ = pool_->base_path() + "/2010-04-01/Accounts/" +
+            boost::urls::encode(options_.account_sid, boost::urls::unreserved_chars) + "/Messages.json";
+  authorization_ = "Basic " + base64(options_.account_sid + ":" + options_.auth_token);
+}
+
+SmsTransport::~SmsTransport() = default;
+
+boost::asio::awaitable<DeliveryResult> SmsTransport::deliver(Delivery delivery) {
+  const std::string to = transport::truncate_token(delivery.address);
+  if (delivery.messaging_service_sid.empty()) {
+    log_->warn("[{}][{}] sms to {}: the Service has no MessagingServiceSid (52182)",
+               delivery.notification_sid, delivery.binding_sid, to);
+    co_return make_result(Outcome::payload_rejected, 0, kNoMessagingService);
+  }
+
+  http1::Http1Request request;
+  request.method = "POST";
+  request.target = target_;
+  request.headers = {{"Authorization", authorization_},
+                     {"Content-Type", "application/x-www-form-urlencoded"},
+                     {"Accept", "application/json"}};
+  request.body = sms_form_body(delivery);
+
+  http1::Http1Result answer = co_await pool_->send(std::move(request));
+  DeliveryResult result;
+  if (!answer.ok()) {
+    result = make_result(Outcome::retry_later, 0,
+                         std::string(http1::to_string(answer.failure)) + ": " + answer.detail);
+  } else {
+    result = classify_sms_response(answer.status, answer.header("Retry-After"), answer.body,
+                                   std::chrono::system_clock::now());
+  }
+  const auto level = result.outcome == Outcome::delivered ? spdlog::level::debug : spdlog::level::info;
+  log_->log(level, "[{}][{}] sms to {}: {} (status {}{}{})", delivery.notification_sid, delivery.binding_sid,
+            to, transport::to_string(result.outcome), result.provider_status,
+            result.reason.empty() ? "" : ", ", result.reason);
+  co_return result;
+}
+
+boost::asio::awaitable<void> SmsTransport::drain() { co_await pool_->drain(); }
+
+http1::Http1PoolStats SmsTransport::pool_stats() const { return pool_->stats(); }
+
+}  // namespace notifyd::sms
