@@ -102,8 +102,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
 
   // Runs a blocking store call on the store pool and resumes on the strand.
   template <class T>
-  asio::awaitable<T> on_store(std::function<T()> fn) {
-    co_return co_await asio::co_spawn(store_pool, call<T>(std::move(fn)), asio::use_awaitable);
+  asio::awaitable<T> on_store(const std::function<T()>& fn) {
+    co_return co_await asio::co_spawn(store_pool, call<T>(fn), asio::use_awaitable);
   }
 
   void spawn(asio::awaitable<void> coroutine, const char* what) {
@@ -139,8 +139,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   asio::awaitable<void> resolve_loop() {
     auto self = shared_from_this();
     while (!stopping) {
-      auto list = co_await on_store<Result<std::vector<NotificationRecord>>>(
-          [this] { return deps.store.unresolved_notifications(8); });
+      // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+      std::function<Result<std::vector<NotificationRecord>>()> store_call_1 = [this] {
+        return deps.store.unresolved_notifications(8);
+      };
+      auto list = co_await on_store<Result<std::vector<NotificationRecord>>>(store_call_1);
       if (!list) fanout_log()->error("reading unresolved notifications: {}", list.error().message);
       if (!list || list->empty()) {
         co_await sleep(resolve_timer, resolve_woken, options.idle_poll);
@@ -169,9 +172,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     std::int64_t total = n.recipients;
     p.remaining += 0;
     for (;;) {
-      auto page = co_await on_store<Result<ResolvedPage>>([this, seq = n.seq, filter] {
+      // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+      std::function<Result<ResolvedPage>()> store_call_2 = [this, seq = n.seq, filter] {
         return deps.store.resolve_page(seq, filter, options.resolve_page_size);
-      });
+      };
+      auto page = co_await on_store<Result<ResolvedPage>>(store_call_2);
       if (!page) {
         fanout_log()->error("[{}][{}] resolving recipients failed: {}", n.service_sid, n.sid,
                             page.error().message);
@@ -203,9 +208,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       std::size_t capacity = options.max_in_flight > in_flight ? options.max_in_flight - in_flight : 0;
       if (capacity > 0) {
         std::size_t limit = std::min(capacity, options.claim_batch);
-        auto claimed = co_await on_store<Result<std::vector<DeliveryRecord>>>([this, limit] {
+        // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+        std::function<Result<std::vector<DeliveryRecord>>()> store_call_3 = [this, limit] {
           return deps.store.claim_due_deliveries(now_ms(), limit, options.lease.count());
-        });
+        };
+        auto claimed = co_await on_store<Result<std::vector<DeliveryRecord>>>(store_call_3);
         if (!claimed) {
           fanout_log()->error("claiming due deliveries failed: {}", claimed.error().message);
         } else {
@@ -224,8 +231,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
 
   asio::awaitable<std::shared_ptr<NotificationContext>> context_for(std::int64_t seq) {
     if (auto it = contexts.find(seq); it != contexts.end()) co_return it->second;
-    auto record = co_await on_store<Result<NotificationRecord>>(
-        [this, seq] { return deps.store.find_notification(seq); });
+    // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+    std::function<Result<NotificationRecord>()> store_call_4 = [this, seq] {
+      return deps.store.find_notification(seq);
+    };
+    auto record = co_await on_store<Result<NotificationRecord>>(store_call_4);
     if (!record) co_return nullptr;
     auto ctx = std::make_shared<NotificationContext>();
     ctx->record = *record;
@@ -236,8 +246,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
                           e.what());
       co_return nullptr;
     }
-    auto service = co_await on_store<Result<ServiceRecord>>(
-        [this, a = record->account_sid, s = record->service_sid] { return deps.store.find_service(a, s); });
+    // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+    std::function<Result<ServiceRecord>()> store_call_5 =
+        [this, a = record->account_sid, s = record->service_sid] { return deps.store.find_service(a, s); };
+    auto service = co_await on_store<Result<ServiceRecord>>(store_call_5);
     if (service) ctx->service = *service;
     if (contexts.size() >= 1024) contexts.clear();  // those in use live on in their deliveries
     contexts.emplace(seq, ctx);
@@ -259,8 +271,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     if (auto it = credentials.find(sid); it != credentials.end() && now - it->second.fetched_ms < 5000) {
       co_return it->second.credential;
     }
-    auto found = co_await on_store<Result<CredentialRecord>>(
-        [this, account_sid, sid] { return deps.store.find_credential(account_sid, sid); });
+    // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+    std::function<Result<CredentialRecord>()> store_call_6 = [this, account_sid, sid] {
+      return deps.store.find_credential(account_sid, sid);
+    };
+    auto found = co_await on_store<Result<CredentialRecord>>(store_call_6);
     std::shared_ptr<const CredentialRecord> c;
     if (found) c = std::make_shared<const CredentialRecord>(std::move(*found));
     credentials[sid] = {c, now};
@@ -364,10 +379,12 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         if (d.binding_sid) {
           std::optional<Seconds> since;
           if (result.invalid_since) since = *result.invalid_since / 1000;  // APNs gives milliseconds
-          auto removed =
-              co_await on_store<Result<bool>>([this, sid = *d.binding_sid, address = d.address, since] {
-                return deps.store.remove_invalid_binding(sid, address, since);
-              });
+          // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+          std::function<Result<bool>()> store_call_7 = [this, sid = *d.binding_sid, address = d.address,
+                                                        since] {
+            return deps.store.remove_invalid_binding(sid, address, since);
+          };
+          auto removed = co_await on_store<Result<bool>>(store_call_7);
           if (removed && *removed) {
             fanout_log()->info("[{}][{}][{}] binding removed: provider says {} ({})", n.service_sid, n.sid,
                                *d.binding_sid, result.reason, result.provider_status);
@@ -519,7 +536,9 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     batch.swap(pending_updates);
     std::vector<std::int64_t> finals;
     finals.swap(pending_final_notifications);
-    auto written = co_await on_store<Status>([this, batch] { return deps.store.update_deliveries(batch); });
+    // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+    std::function<Status()> store_call_8 = [this, batch] { return deps.store.update_deliveries(batch); };
+    auto written = co_await on_store<Status>(store_call_8);
     if (!written) {
       // Not lost: the leases bring these deliveries back, and they are attempted again.
       fanout_log()->error("writing {} delivery outcomes failed: {}", batch.size(), written.error().message);
@@ -548,12 +567,16 @@ void Dispatcher::start() {
   asio::post(impl->strand, [impl] {
     impl->spawn(
         [](std::shared_ptr<Impl> self) -> asio::awaitable<void> {
-          auto released = co_await self->on_store<Result<std::int64_t>>(
-              [s = self.get()] { return s->deps.store.release_leases(); });
+          std::function<Result<std::int64_t>()> release = [s = self.get()] {
+            return s->deps.store.release_leases();
+          };
+          auto released = co_await self->on_store<Result<std::int64_t>>(release);
           if (released && *released)
             fanout_log()->info("{} deliveries in flight at the last stop are due again", *released);
+          std::function<Result<std::vector<std::pair<std::int64_t, std::int64_t>>>()> count_pending =
+              [s = self.get()] { return s->deps.store.pending_per_notification(); };
           auto pending = co_await self->on_store<Result<std::vector<std::pair<std::int64_t, std::int64_t>>>>(
-              [s = self.get()] { return s->deps.store.pending_per_notification(); });
+              count_pending);
           if (pending) {
             for (auto [seq, count] : *pending) {
               auto& p = self->progress[seq];
