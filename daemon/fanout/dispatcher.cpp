@@ -26,6 +26,7 @@ namespace asio = boost::asio;
 using Outcome = transport::DeliveryResult::Outcome;
 
 auto fanout_log() { return module_logger("fanout"); }
+using Clock = std::chrono::steady_clock;
 
 std::int64_t now_ms() {
   using namespace std::chrono;
@@ -523,9 +524,16 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   asio::awaitable<void> flush_loop() {
     auto self = shared_from_this();
     bool woken = false;
+    auto counted_at = Clock::now() - std::chrono::hours(1);
+    std::function<Result<std::int64_t>()> count_pending = [this] { return deps.store.pending_delivery_count(); };
     for (;;) {
       if (!pending_updates.empty()) co_await flush();
       if (stopping && in_flight == 0 && pending_updates.empty()) break;
+      if (Clock::now() - counted_at >= std::chrono::seconds(1)) {  // queue depth, for STATUS= and metrics
+        counted_at = Clock::now();
+        auto depth = co_await on_store<Result<std::int64_t>>(count_pending);
+        if (depth) bump([d = *depth](DispatcherStats& st) { st.queue_depth = d; });
+      }
       co_await sleep(flush_timer, woken, options.flush_interval);
     }
     --loops_running;
