@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/model/records.hpp"
@@ -68,6 +69,11 @@ class Transport {
   virtual boost::asio::awaitable<DeliveryResult> deliver(Delivery delivery) = 0;  // by value across co_await
   virtual boost::asio::awaitable<void> drain() = 0;  // GOAWAY, finish in flight, close
 };
+
+// Retry-After as delay-seconds or an IMF-fixdate HTTP-date relative to `now` (a date in the past is zero);
+// nullopt when empty or malformed. Absurdly long delays are capped at 30 years rather than overflowing.
+std::optional<std::chrono::seconds> parse_retry_after(
+    std::string_view value, std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
 // Device tokens in logs: the first 8 characters and an ellipsis.
 std::string truncate_token(std::string_view token);

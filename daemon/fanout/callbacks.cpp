@@ -30,6 +30,7 @@
 
 #include "daemon/model/log.hpp"
 #include "transports/http1/client.hpp"
+#include "transports/transport.hpp"
 
 namespace notifyd::fanout {
 namespace {
@@ -99,10 +100,6 @@ void log_exception(const std::shared_ptr<spdlog::logger>& log, const char* what,
   }
 }
 
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
 }  // namespace
 
 const char* to_string(CallbackStatus status) {
@@ -136,26 +133,9 @@ FormParams callback_form(const Callback& callback) {
 
 std::optional<milliseconds> parse_retry_after(std::string_view value,
                                               std::chrono::system_clock::time_point now) {
-  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) value.remove_prefix(1);
-  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.remove_suffix(1);
-  if (value.empty()) return std::nullopt;
-  if (all_digits(value)) {
-    // Nine digits are over 30 years; anything longer is as good as "never", and must not overflow.
-    if (value.size() > 9) return std::chrono::hours(24 * 365 * 30);
-    return std::chrono::seconds(std::stoll(std::string(value)));
-  }
-  // IMF-fixdate, the only HTTP-date form a current server sends: "Wed, 21 Oct 2015 07:28:00 GMT".
-  std::tm tm{};
-  std::istringstream in{std::string(value)};
-  in.imbue(std::locale::classic());
-  in >> std::get_time(&tm, "%a, %d %b %Y %H:%M:%S");
-  std::string zone;
-  in >> zone;
-  if (in.fail() || zone != "GMT") return std::nullopt;
-  const std::time_t at = timegm(&tm);
-  if (at == static_cast<std::time_t>(-1)) return std::nullopt;
-  const auto delta = std::chrono::system_clock::from_time_t(at) - now;
-  return std::max(milliseconds(0), std::chrono::ceil<milliseconds>(delta));
+  auto seconds = transport::parse_retry_after(value, now);
+  if (!seconds) return std::nullopt;
+  return std::chrono::duration_cast<milliseconds>(*seconds);
 }
 
 struct CallbackSender::Impl : std::enable_shared_from_this<Impl> {

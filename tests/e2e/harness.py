@@ -97,8 +97,9 @@ class Account:
 class Daemon:
     """One notifyd process on 127.0.0.1 with a SQLite store in its own temp dir."""
 
-    def __init__(self, accounts=None, log_level="info"):
+    def __init__(self, accounts=None, log_level="info", extra_config=None):
         self.binary = daemon_binary()
+        self.extra_config = list(extra_config or [])  # more TOML lines (e.g. FakePeers.config_lines())
         self.dir = tempfile.mkdtemp(prefix="notifyd-e2e-")
         self.accounts = accounts or [Account(), Account(with_api_key=False)]
         self.log_level = log_level
@@ -130,6 +131,7 @@ class Daemon:
             if a.api_key_sid:
                 lines += ["[[accounts.api_keys]]", 'sid = "%s"' % a.api_key_sid,
                           'secret = "%s"' % a.api_key_secret]
+        lines += self.extra_config
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -375,13 +377,15 @@ class DaemonTestCase(unittest.TestCase):
     official clients (account SID + auth token)."""
 
     daemon_log_level = "info"
+    daemon_extra_config = ()  # more TOML lines for the daemon's config (e.g. FakePeers.config_lines())
 
     @classmethod
     def setUpClass(cls):
         cls.creds = credential_files()
         cls.a = Account()
         cls.b = Account(with_api_key=False)
-        cls.daemon = Daemon([cls.a, cls.b], log_level=cls.daemon_log_level)
+        cls.daemon = Daemon([cls.a, cls.b], log_level=cls.daemon_log_level,
+                            extra_config=cls.daemon_extra_config)
         # runs even when a subclass's setUpClass fails after this (tearDownClass would not): no process left
         cls.addClassCleanup(cls.daemon.cleanup)
         cls.daemon.start()

@@ -11,7 +11,7 @@
 // The shared test CA is written to a file (for the daemon's [apns] ca_file and [fcm] ca_file), then ONE JSON
 // line goes to stdout:
 //   {"apns_url", "apns_sandbox_url", "fcm_url", "oauth_url", "token_uri", "sms_url", "sms_account_sid",
-//    "sms_auth_token", "callbacks_url", "control_url", "ca_file", "<peer>_port"...}
+//    "sms_auth_token", "callbacks_url", "control_url", "ca_file", "<peer>_port"..., "clock_origin"}
 // Control API (plain HTTP):
 //   GET  /requests?peer=apns|apns_sandbox|fcm|sms|oauth|callbacks  → JSON list of the received requests:
 //        {method, path, query, headers: [[name, value]...], body, client_uid, client_subject, form: [[k, v]...],
@@ -36,6 +36,7 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -401,6 +402,8 @@ int main() {
     for (const auto& [k, p] : http) info[k + "_port"] = p->server->port();
     info["control_port"] = control.port();
     info["pid"] = static_cast<std::int64_t>(::getpid());
+    // steady_clock is CLOCK_MONOTONIC: python's time.monotonic() - clock_origin is on the scale of "t".
+    info["clock_origin"] = std::chrono::duration<double>(g_start.time_since_epoch()).count();
     std::cout << json::serialize(info) << std::endl;
 
     // stdin EOF → exit. A detached reader: it may stay blocked in read() until the process ends.

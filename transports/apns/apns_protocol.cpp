@@ -8,13 +8,6 @@ namespace {
 
 using Outcome = DeliveryResult::Outcome;
 
-std::optional<std::chrono::seconds> parse_retry_after(const std::string& value) {
-  long long seconds = 0;
-  auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-  if (ec != std::errc() || p != value.data() + value.size() || seconds < 0) return std::nullopt;
-  return std::chrono::seconds(seconds);
-}
-
 }  // namespace
 
 std::optional<http2::H2Request> build_request(const Delivery& d, const std::string& topic,

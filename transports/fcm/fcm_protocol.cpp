@@ -10,13 +10,6 @@ namespace {
 
 using Outcome = DeliveryResult::Outcome;
 
-std::optional<std::chrono::seconds> parse_retry_after(const std::string& value) {
-  long long seconds = 0;
-  auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-  if (ec != std::errc() || p != value.data() + value.size() || seconds < 0) return std::nullopt;
-  return std::chrono::seconds(seconds);
-}
-
 struct GoogleError {
   std::string status;      // "NOT_FOUND", "INVALID_ARGUMENT", ...
   std::string error_code;  // FcmError detail: "UNREGISTERED", "SENDER_ID_MISMATCH", ...

@@ -235,6 +235,11 @@ asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> self) {
     }
     self->write_timer_.expires_at(Clock::time_point::max());
     co_await self->write_timer_.async_wait(kToken);
+    // Let every submit already queued on the strand land in the session first, so one write carries them
+    // all: without this, sends spread over several connections go out one or two frames per syscall
+    // (bench/transport measured 30x the sendto calls and a quarter of the rate with two connections).
+    co_await asio::post(self->write_timer_.get_executor(), asio::use_awaitable);
+    co_await asio::post(self->write_timer_.get_executor(), asio::use_awaitable);
   }
 }
 

@@ -34,8 +34,11 @@ std::string_view as_view(const std::uint8_t* p, std::size_t n) {
   return {reinterpret_cast<const char*>(p), n};
 }
 
+// NO_COPY: names and values live in the Stream (or the session's options) until the stream closes, so
+// nghttp2 need not copy each header of every request.
 nghttp2_nv make_nv(const std::string& name, const std::string& value,
                    std::uint8_t flags = NGHTTP2_NV_FLAG_NONE) {
+  flags |= NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
   return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
                     value.size(), flags};
@@ -271,8 +274,10 @@ SubmitResult Session::submit(H2Request request, Completion on_complete) {
     return out;
   }
   st->id = id;
-  log_->debug("{}[S{}] {} {} ({} body bytes)", options_.log_prefix, id, st->request.method,
-              redact_path(st->request.path), st->request.body.size());
+  if (log_->should_log(spdlog::level::debug)) {  // redact_path allocates: only when it is logged
+    log_->debug("{}[S{}] {} {} ({} body bytes)", options_.log_prefix, id, st->request.method,
+                redact_path(st->request.path), st->request.body.size());
+  }
   streams_.emplace(id, std::move(st));
   out.stream_id = id;
   return out;

@@ -112,27 +112,7 @@ std::string sms_form_body(const Delivery& delivery) {
 
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
                                                       std::chrono::system_clock::time_point now) {
-  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-  if (value.empty()) return std::nullopt;
-  if (std::all_of(value.begin(), value.end(),
-                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
-    long long seconds = 0;
-    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-    if (ec != std::errc{} || p != value.data() + value.size()) return std::nullopt;
-    return std::chrono::seconds(seconds);
-  }
-  // HTTP-date, IMF-fixdate form ("Sun, 06 Nov 1994 08:49:37 GMT"): the one senders must generate (RFC 9110).
-  std::tm tm{};
-  std::istringstream in{std::string(value)};
-  in.imbue(std::locale::classic());
-  in >> std::get_time(&tm, "%a, %d %b %Y %H:%M:%S GMT");
-  if (in.fail()) return std::nullopt;
-  const std::time_t at = timegm(&tm);
-  if (at == static_cast<std::time_t>(-1)) return std::nullopt;
-  auto delta = std::chrono::system_clock::from_time_t(at) - now;
-  if (delta <= std::chrono::system_clock::duration::zero()) return std::chrono::seconds(0);
-  return std::chrono::ceil<std::chrono::seconds>(delta);
+  return transport::parse_retry_after(value, now);
 }
 
 DeliveryResult classify_sms_response(unsigned status, std::string_view retry_after_header,
