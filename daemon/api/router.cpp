@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
@@ -138,8 +139,13 @@ std::shared_ptr<const Config> Router::config() const {
   return impl_->config;
 }
 
-std::size_t Router::body_limit(std::string_view, std::string_view) const {
-  return config()->server.max_body_bytes;
+std::size_t Router::body_limit(std::string_view, std::string_view target) const {
+  // Notifications carry up to 10,000 ToBinding items: that path alone takes up to 1 MB.
+  constexpr std::size_t kNotificationBodyBytes = 1024 * 1024;
+  std::size_t limit = config()->server.max_body_bytes;
+  auto path = target.substr(0, target.find('?'));
+  if (path.ends_with("/Notifications")) limit = std::max(limit, kNotificationBodyBytes);
+  return limit;
 }
 
 http::Response Router::error_response(const ApiError& error) const {

@@ -353,10 +353,7 @@ class NotificationsTest(NotificationTestBase):
         time.sleep(SETTLE_S)
         self.assertEqual(self.deliveries(tag), {}, "a refused notification sent something")
 
-    # DAEMON BUG (issue 5 point 1, "the body limit must allow 1 MB on this path"): daemon/api/router.cpp
-    # Router::body_limit() returns [server] max_body_bytes (64 kB) for every path, so a Notifications request
-    # with many ToBinding items is refused with 413/20413 before validation. Remove expectedFailure once fixed.
-    @unittest.expectedFailure
+    # Issue 5 point 1: the body limit allows 1 MB on this path (64 kB elsewhere).
     def test_to_binding_body_up_to_1mb(self):
         tag = nonce()
         items = [json.dumps({"binding_type": "sms", "address": "+1555%07d" % i}) for i in range(10001)]
