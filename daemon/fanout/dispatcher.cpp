@@ -38,6 +38,15 @@ struct NotificationContext {
   NotificationRecord record;
   NotificationRequest request;
   std::optional<ServiceRecord> service;  // nullopt: the service was deleted since
+
+  // Every binding of one type and protocol version gets the same payload: build it once a second (FCM's
+  // remaining ttl counts down), not once per binding.
+  struct BuiltPayload {
+    Seconds built_at = -1;
+    transport::Delivery delivery;      // the channel part only
+    std::optional<std::string> error;  // this channel cannot be served for this notification
+  };
+  std::map<std::string, BuiltPayload> payloads;  // key: binding type + "/" + protocol version
 };
 
 struct NotificationProgress {
@@ -360,11 +369,27 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     delivery.address = d.address;
     delivery.credential = credential;
     delivery.apns_id = d.apns_id;
-    PayloadTarget target{d.binding_type, d.address, d.protocol_version};
-    if (auto error = build_delivery(ctx->request, target, *ctx->service, now_s, delivery, n.expires_at)) {
-      finish(d, ctx.get(), DeliveryState::failed, *error, 0);
+    auto& built = ctx->payloads[d.binding_type + "/" + d.protocol_version];
+    if (built.built_at != now_s) {
+      built.delivery = transport::Delivery{};
+      PayloadTarget target{d.binding_type, d.address, d.protocol_version};
+      built.error = build_delivery(ctx->request, target, *ctx->service, now_s, built.delivery, n.expires_at);
+      built.built_at = now_s;
+    }
+    if (built.error) {
+      finish(d, ctx.get(), DeliveryState::failed, *built.error, 0);
       co_return done_in_flight();
     }
+    delivery.body = built.delivery.body;
+    delivery.apns_push_type = built.delivery.apns_push_type;
+    delivery.apns_priority = built.delivery.apns_priority;
+    delivery.apns_expiration = built.delivery.apns_expiration;
+    delivery.apns_collapse_id = built.delivery.apns_collapse_id;
+    delivery.sms_body = built.delivery.sms_body;
+    delivery.sms_media_urls = built.delivery.sms_media_urls;
+    delivery.messaging_service_sid = built.delivery.messaging_service_sid;
+    delivery.sms_status_callback = built.delivery.sms_status_callback;
+    delivery.sms_max_price = built.delivery.sms_max_price;
 
     ++per_credential;
     transport::DeliveryResult result =
@@ -525,7 +550,9 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     auto self = shared_from_this();
     bool woken = false;
     auto counted_at = Clock::now() - std::chrono::hours(1);
-    std::function<Result<std::int64_t>()> count_pending = [this] { return deps.store.pending_delivery_count(); };
+    std::function<Result<std::int64_t>()> count_pending = [this] {
+      return deps.store.pending_delivery_count();
+    };
     for (;;) {
       if (!pending_updates.empty()) co_await flush();
       if (stopping && in_flight == 0 && pending_updates.empty()) break;

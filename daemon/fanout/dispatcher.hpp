@@ -26,7 +26,9 @@ class CallbackSender;
 
 struct DispatcherOptions {
   std::size_t max_in_flight = 2000;  // deliveries being sent at once, all transports
-  std::size_t max_in_flight_per_credential = 1000;
+  // Equal to max_in_flight by default: a claim never takes more than a credential may send, so nothing
+  // claimed is written back unsent. Lower it only beside a matching claim policy.
+  std::size_t max_in_flight_per_credential = 2000;
   std::size_t resolve_page_size = 1000;          // bindings resolved per transaction
   std::size_t claim_batch = 500;                 // deliveries claimed per transaction
   std::chrono::milliseconds lease{120000};       // a claimed delivery comes back after this if never finished
