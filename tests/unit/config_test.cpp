@@ -580,5 +580,11 @@ TEST(DescribeConfigTest, DumpIsValidConfigWithTheSameValues) {
   EXPECT_EQ(again.accounts[0].auth_token, "<redacted>");
 }
 
+TEST(ConfigTest, ShutdownTimeoutInSecondsAsDesignNamesIt) {
+  const Config c = parse_config("[server]\nshutdown_timeout = 25\n" + account_block(), kOrigin);
+  EXPECT_EQ(c.server.shutdown_timeout_ms, 25000u);
+  expect_error("[server]\nshutdown_timeout = 0\n" + account_block(), "server.shutdown_timeout", 2);
+}
+
 }  // namespace
 }  // namespace notifyd
