@@ -10,6 +10,7 @@ packages=(
   libsqlite3-dev sqlite3 libpq-dev libcli11-dev libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-twilio nghttp2-client curl openssl
+  systemd  # systemd-analyze, for the unit's checks
 )
 
 missing=()

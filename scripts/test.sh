@@ -13,6 +13,9 @@ configure_and_build() {
   ninja -C "$dir" -j"$jobs"
 }
 
+echo "== systemd unit"
+bash "$root/tests/systemd/check_unit.sh" "$root/systemd/notifyd.service"
+
 echo "== -Werror build (RelWithDebInfo)"
 configure_and_build "$root/build/ci" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNOTIFYD_WERROR=ON
 (cd "$root/build/ci" && ctest --output-on-failure -j2 --timeout 900)

@@ -1,11 +1,16 @@
 #include "daemon/app/daemon.hpp"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
@@ -17,6 +22,8 @@
 #include "daemon/fanout/dispatcher.hpp"
 #include "daemon/http/server.hpp"
 #include "daemon/model/log.hpp"
+#include "daemon/service/logging.hpp"
+#include "daemon/service/service_notifier.hpp"
 #include "daemon/store/sqlite/sqlite_store.hpp"
 #include "notifyd/version.hpp"
 #include "transports/registry/registry.hpp"
@@ -24,25 +31,50 @@
 namespace notifyd {
 namespace {
 
-void setup_logging(const Config& config) {
-  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  auto logger = std::make_shared<spdlog::logger>("notifyd", sink);
-  spdlog::set_default_logger(logger);
-  // Under systemd the journal stamps each line itself.
-  if (std::getenv("JOURNAL_STREAM")) {
-    spdlog::set_pattern("[%n] %v");
-  } else {
-    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
-  }
-  spdlog::set_level(spdlog::level::from_str(config.log.level));
-}
-
 std::unique_ptr<Store> open_store(const Config& config) {
   if (config.store.backend != "sqlite") {
     throw std::runtime_error("store backend '" + config.store.backend +
                              "' is not available in this build (only sqlite is)");
   }
   return std::make_unique<sqlite::SqliteStore>(sqlite::SqliteOptions{config.store.path});
+}
+
+// What is left of a stop's budget, never less than enough to write the outcomes already known.
+std::chrono::milliseconds remaining(std::chrono::steady_clock::time_point deadline) {
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return std::max(left, std::chrono::milliseconds(200));
+}
+
+boost::asio::awaitable<void> drain_transports(transport::TransportRegistry& transports,
+                                              std::shared_ptr<std::atomic<bool>> drained) {
+  co_await transports.drain();
+  *drained = true;
+}
+
+// The deliveries' part of a stop. The dispatcher stops claiming while the transports drain at once: sends
+// still waiting for a stream come back unsent and stay pending in the store; streams on the wire finish
+// and their outcomes are written. Bounded by `deadline`: whatever is still on the wire then stays leased
+// and is sent again (same apns-id) after the next start.
+boost::asio::awaitable<void> stop_deliveries(fanout::Dispatcher& dispatcher,
+                                             transport::TransportRegistry& transports,
+                                             fanout::CallbackSender& callbacks,
+                                             std::chrono::steady_clock::time_point deadline) {
+  auto executor = co_await boost::asio::this_coro::executor;
+  auto drained = std::make_shared<std::atomic<bool>>(false);
+  boost::asio::co_spawn(executor, drain_transports(transports, drained), [](std::exception_ptr e) {
+    if (e) module_logger("main")->error("draining the transports failed");
+  });
+  co_await dispatcher.stop(remaining(deadline));
+  boost::asio::steady_timer poll(executor);
+  while (!*drained && std::chrono::steady_clock::now() < deadline) {
+    poll.expires_after(std::chrono::milliseconds(10));
+    boost::system::error_code ec;
+    co_await poll.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  }
+  if (!*drained)
+    module_logger("main")->warn("transports not drained within shutdown_timeout: closing their connections");
+  co_await callbacks.drain(remaining(deadline));
 }
 
 }  // namespace
@@ -67,7 +99,7 @@ int run_daemon(const std::string& config_path) {
     std::cerr << "notifyd: configuration error: " << e.what() << "\n";
     return 2;
   }
-  setup_logging(*config);
+  service::setup_logging(config->log.level);
   auto log = module_logger("main");
   log->info("notifyd {} starting with {}", kVersion, config_path);
 
@@ -127,15 +159,26 @@ int run_daemon(const std::string& config_path) {
   // Tests and scripts read this line to learn the port when listen uses port 0.
   log->info("listening on {}:{}", options.host, port);
 
+  // systemd: READY=1 from the running loop (the store is open and the acceptor is listening by now),
+  // then WATCHDOG=1 and STATUS= ticks from the same loop.
+  service::ServiceNotifier notifier(io.get_executor(), [&dispatcher] {
+    auto s = dispatcher.stats();
+    return "serving; queue depth " + std::to_string(s.queue_depth) + ", in flight " +
+           std::to_string(s.in_flight) + ", delivered " + std::to_string(s.delivered) + ", failed " +
+           std::to_string(s.failed);
+  });
+  boost::asio::post(io, [&notifier] { notifier.ready(); });
+
   boost::asio::signal_set stop_signals(io, SIGTERM, SIGINT);
   boost::asio::signal_set reload_signals(io, SIGHUP);
   std::function<void()> wait_reload;
   wait_reload = [&] {
     reload_signals.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
+      notifier.reloading();
       try {
         auto fresh = std::make_shared<const Config>(load_config(config_path));
-        spdlog::set_level(spdlog::level::from_str(fresh->log.level));
+        service::set_log_level(fresh->log.level);
         router.set_config(fresh);
         {
           std::lock_guard lk(config_mu);
@@ -145,6 +188,7 @@ int run_daemon(const std::string& config_path) {
       } catch (const ConfigError& e) {
         log->error("reload refused, keeping the running configuration: {}", e.what());
       }
+      notifier.ready();
       wait_reload();
     });
   };
@@ -152,23 +196,20 @@ int run_daemon(const std::string& config_path) {
   stop_signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     log->info("signal {}: stopping (finishing requests in progress)", signo);
+    notifier.stopping("stopping: finishing requests, then draining deliveries");
     router.set_ready(false);
     reload_signals.cancel();
-    auto grace = std::chrono::milliseconds(config->server.shutdown_timeout_ms);
-    server.stop(grace, [&, grace] {
+    // One budget for the whole stop: HTTP requests first, then the deliveries, then callbacks.
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(config->server.shutdown_timeout_ms);
+    server.stop(remaining(deadline), [&, deadline] {
       log->info("all connections closed; draining deliveries");
-      boost::asio::co_spawn(
-          io,
-          [](fanout::Dispatcher& d, transport::TransportRegistry& t, fanout::CallbackSender& c,
-             std::chrono::milliseconds grace) -> boost::asio::awaitable<void> {
-            co_await d.stop(grace);
-            co_await t.drain();
-            co_await c.drain(grace);
-          }(dispatcher, *transports, callbacks, grace),
-          [&](std::exception_ptr e) {
-            if (e) log->error("shutdown did not complete cleanly");
-            io.stop();
-          });
+      boost::asio::co_spawn(io, stop_deliveries(dispatcher, *transports, callbacks, deadline),
+                            [&](std::exception_ptr e) {
+                              if (e) log->error("shutdown did not complete cleanly");
+                              notifier.stop_ticks();
+                              io.stop();
+                            });
     });
   });
 

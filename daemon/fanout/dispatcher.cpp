@@ -425,6 +425,12 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         break;
       }
       case Outcome::retry_later: {
+        if (stopping && result.provider_status == 0) {
+          // Turned back unanswered by a transport that is draining for the stop: not an attempt. It stays
+          // pending, due at once after the next start (and a Ttl of 0 still gets its one attempt).
+          reschedule(d, d.attempts, now_ms(), d.last_reason, d.provider_status);
+          break;
+        }
         std::int64_t at = now_ms() + backoff(attempts).count();
         if (result.retry_after || result.provider_status == 429) {
           // The provider is pushing back on this credential: slow its whole queue, not just this delivery.

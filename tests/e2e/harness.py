@@ -97,9 +97,13 @@ class Account:
 class Daemon:
     """One notifyd process on 127.0.0.1 with a SQLite store in its own temp dir."""
 
-    def __init__(self, accounts=None, log_level="info", extra_config=None):
+    def __init__(self, accounts=None, log_level="info", extra_config=None, env=None):
         self.binary = daemon_binary()
+        self.env = env  # the process environment (None: inherit ours)
+        # called instead of wait_ready() after each start, e.g. to wait for systemd's READY=1
+        self.ready_waiter = None
         self.extra_config = list(extra_config or [])  # more TOML lines (e.g. FakePeers.config_lines())
+        self.server_config = []  # more TOML lines inside [server] (e.g. 'shutdown_timeout = 2')
         self.dir = tempfile.mkdtemp(prefix="notifyd-e2e-")
         self.accounts = accounts or [Account(), Account(with_api_key=False)]
         self.log_level = log_level
@@ -120,6 +124,7 @@ class Daemon:
             "[server]",
             'listen = "127.0.0.1:%d"' % self.port,
             'public_url = "%s"' % self.base_url,
+        ] + self.server_config + [
             "[store]",
             'backend = "sqlite"',
             'path = "%s"' % self.db_path,
@@ -144,8 +149,11 @@ class Daemon:
         self._log_file.flush()
         self.proc = subprocess.Popen([self.binary, "--config", self.config_path],
                                      stdin=subprocess.DEVNULL, stdout=self._log_file,
-                                     stderr=self._log_file, cwd=self.dir)
-        self.wait_ready()
+                                     stderr=self._log_file, cwd=self.dir, env=self.env)
+        if self.ready_waiter is not None:
+            self.ready_waiter(self)
+        else:
+            self.wait_ready()
 
     def wait_ready(self, timeout=READY_TIMEOUT_S):
         deadline = time.monotonic() + timeout
@@ -378,6 +386,9 @@ class DaemonTestCase(unittest.TestCase):
 
     daemon_log_level = "info"
     daemon_extra_config = ()  # more TOML lines for the daemon's config (e.g. FakePeers.config_lines())
+    daemon_env = None  # the daemon's environment (None: inherit)
+    daemon_server_config = ()  # more TOML lines inside [server]
+    daemon_ready_waiter = None  # replaces Daemon.wait_ready (a function taking the Daemon)
 
     @classmethod
     def setUpClass(cls):
@@ -385,7 +396,9 @@ class DaemonTestCase(unittest.TestCase):
         cls.a = Account()
         cls.b = Account(with_api_key=False)
         cls.daemon = Daemon([cls.a, cls.b], log_level=cls.daemon_log_level,
-                            extra_config=cls.daemon_extra_config)
+                            extra_config=cls.daemon_extra_config, env=cls.daemon_env)
+        cls.daemon.ready_waiter = cls.daemon_ready_waiter
+        cls.daemon.server_config = list(cls.daemon_server_config)
         # runs even when a subclass's setUpClass fails after this (tearDownClass would not): no process left
         cls.addClassCleanup(cls.daemon.cleanup)
         cls.daemon.start()
