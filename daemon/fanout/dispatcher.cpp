@@ -81,13 +81,17 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   asio::steady_timer schedule_timer;
   asio::steady_timer resolve_timer;
   asio::steady_timer flush_timer;
+  asio::steady_timer room_timer;  // the resolver waiting for senders' room
   bool schedule_woken = false;
+  bool room_woken = false;
+  bool room_wanted = false;
   bool resolve_woken = false;
   bool stopping = false;
   std::size_t loops_running = 0;
 
   // Strand-only state.
   std::size_t in_flight = 0;
+  std::size_t reserved = 0;  // room the resolver holds for the page it is inserting
   std::unordered_map<std::int64_t, std::shared_ptr<NotificationContext>> contexts;
   std::unordered_map<std::int64_t, NotificationProgress> progress;
   std::unordered_map<std::string, CachedCredential> credentials;
@@ -108,7 +112,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         store_pool(o.store_threads),
         schedule_timer(strand),
         resolve_timer(strand),
-        flush_timer(strand) {}
+        flush_timer(strand),
+        room_timer(strand) {}
 
   // Runs a blocking store call on the store pool and resumes on the strand.
   template <class T>
@@ -139,9 +144,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   }
 
   void wake_all() {
-    schedule_woken = resolve_woken = true;
+    schedule_woken = resolve_woken = room_woken = true;
     schedule_timer.cancel();
     resolve_timer.cancel();
+    room_timer.cancel();
   }
 
   // ---- resolution
@@ -182,11 +188,20 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     std::int64_t total = n.recipients;
     p.remaining += 0;
     for (;;) {
+      // The senders' free room decides the page: its deliveries are inserted already leased and sent at
+      // once, without being claimed again. Resolution keeps pace with delivery rather than running ahead.
+      co_await wait_for_room();
+      if (stopping) co_return;  // the cursor is durable: resolution resumes at the next start
+      std::size_t page_size = std::min(options.resolve_page_size, room());
+      reserved += page_size;
+      std::int64_t lease_until = now_ms() + options.lease.count();
       // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
-      std::function<Result<ResolvedPage>()> store_call_2 = [this, seq = n.seq, filter] {
-        return deps.store.resolve_page(seq, filter, options.resolve_page_size);
+      std::function<Result<ResolvedPage>()> store_call_2 = [this, seq = n.seq, filter, page_size,
+                                                            lease_until] {
+        return deps.store.resolve_page(seq, filter, page_size, lease_until);
       };
       auto page = co_await on_store<Result<ResolvedPage>>(store_call_2);
+      reserved -= page_size;
       if (!page) {
         fanout_log()->error("[{}][{}] resolving recipients failed: {}", n.service_sid, n.sid,
                             page.error().message);
@@ -194,10 +209,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
       total += static_cast<std::int64_t>(page->added);
       progress[n.seq].remaining += static_cast<std::int64_t>(page->added);
-      if (page->added) {
-        schedule_woken = true;
-        schedule_timer.cancel();
+      for (auto& d : page->leased) {
+        ++in_flight;
+        spawn(deliver_one(std::move(d)), "delivery");
       }
+      if (!page->leased.empty()) set_in_flight_stat();
       if (page->done || stopping) {
         if (page->done) {
           progress[n.seq].resolved = true;
@@ -210,12 +226,33 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     }
   }
 
+  // Deliveries the senders can still take, net of what the resolver has reserved for a page in progress.
+  std::size_t room() const {
+    std::size_t used = in_flight + reserved;
+    return options.max_in_flight > used ? options.max_in_flight - used : 0;
+  }
+
+  // A useful amount of room to resolve a page into: a quarter page (or of max_in_flight, if smaller).
+  std::size_t enough_room() const {
+    return std::max<std::size_t>(1, std::min(options.resolve_page_size, options.max_in_flight) / 4);
+  }
+
+  // Until enough room is free, or stopping.
+  asio::awaitable<void> wait_for_room() {
+    std::size_t enough = enough_room();
+    while (!stopping && room() < enough) {
+      room_wanted = true;
+      co_await sleep(room_timer, room_woken, options.idle_poll);
+    }
+    room_wanted = false;
+  }
+
   // ---- scheduling
 
   asio::awaitable<void> schedule_loop() {
     auto self = shared_from_this();
     while (!stopping) {
-      std::size_t capacity = options.max_in_flight > in_flight ? options.max_in_flight - in_flight : 0;
+      std::size_t capacity = room();
       if (capacity > 0) {
         std::size_t limit = std::min(capacity, options.claim_batch);
         // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
@@ -469,6 +506,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   void done_in_flight() {
     --in_flight;
     set_in_flight_stat();
+    if (room_wanted && !room_woken && room() >= enough_room()) {
+      room_woken = true;
+      room_timer.cancel();
+    }
     if (in_flight + options.claim_batch / 4 <= options.max_in_flight && !schedule_woken) {
       schedule_woken = true;
       schedule_timer.cancel();

@@ -739,13 +739,14 @@ DeliveryRecord read_delivery(const Stmt& s) {
   return d;
 }
 
-// INSERT OR IGNORE: a target already in this notification is not added twice. Returns whether added.
-bool insert_delivery(Db& db, const DeliveryRecord& d) {
+// INSERT OR IGNORE: a target already in this notification is not added twice. Returns whether added; sets
+// d.seq when it was. `leased`: handed to the dispatcher already (next_attempt_ms is the lease's end).
+bool insert_delivery(Db& db, DeliveryRecord& d, bool leased = false) {
   auto& s = db.prepare(
       "INSERT OR IGNORE INTO deliveries (notification_seq, target_key, binding_sid, binding_type, address, "
       "identity, credential_sid, protocol_version, binding_updated, state, attempts, next_attempt_ms, "
-      "apns_id) "
-      "VALUES (?,?,?,?,?,?,?,?,?,0,0,?,?)");
+      "apns_id, leased) "
+      "VALUES (?,?,?,?,?,?,?,?,?,0,0,?,?,?)");
   s.bind(1, d.notification_seq)
       .bind(2, std::string_view(d.target_key))
       .bind(3, d.binding_sid)
@@ -756,9 +757,12 @@ bool insert_delivery(Db& db, const DeliveryRecord& d) {
       .bind(8, std::string_view(d.protocol_version))
       .bind(9, d.binding_updated)
       .bind(10, d.next_attempt_ms)
-      .bind(11, std::string_view(d.apns_id));
+      .bind(11, std::string_view(d.apns_id))
+      .bind(12, std::int64_t{leased});
   s.run();
-  return db.changes() > 0;
+  if (db.changes() == 0) return false;
+  d.seq = db.last_insert_rowid();
+  return true;
 }
 
 }  // namespace
@@ -822,7 +826,7 @@ Result<NotificationRecord> SqliteStore::find_notification(std::int64_t seq) {
 }
 
 Result<ResolvedPage> SqliteStore::resolve_page(std::int64_t notification_seq, const BindingFilter& filter,
-                                               std::size_t page_size) {
+                                               std::size_t page_size, std::int64_t lease_until_ms) {
   return impl_->write<ResolvedPage>([&](Db& db) -> Result<ResolvedPage> {
     auto& ns = db.prepare(
         "SELECT account_sid, service_sid, resolve_cursor, resolved FROM notifications WHERE seq = ?");
@@ -865,9 +869,13 @@ Result<ResolvedPage> SqliteStore::resolve_page(std::int64_t notification_seq, co
     }
     q.reset();
     page.done = batch.size() < page_size;
+    bool leased = lease_until_ms != 0;
     for (auto& d : batch) {
       d.apns_id = make_uuid();
-      if (insert_delivery(db, d)) ++page.added;
+      d.next_attempt_ms = lease_until_ms;
+      if (!insert_delivery(db, d, leased)) continue;
+      ++page.added;
+      if (leased) page.leased.push_back(std::move(d));
     }
     db.prepare(
           "UPDATE notifications SET resolve_cursor = ?, resolved = ?, recipients = recipients + ? WHERE seq "
