@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `cmake --install` into a staging root (DESTDIR) puts the binary, the unit, the example configuration and
-# the docs in place; the installed unit names the installed binary, which runs; the example configuration
+# `cmake --install` into a staging root (DESTDIR) puts the binary, the unit, the example configuration, the
+# credentials directory and the docs in place; the installed unit names the installed binary, which runs; the example configuration
 # passes --check-config once its store path is writable here.
 set -euo pipefail
 build=${1:?usage: check_install.sh BUILD_DIR}
@@ -17,6 +17,9 @@ done
 unit=$stage/usr/lib/systemd/system/notifyd.service
 grep -qx 'ExecStart=/usr/bin/notifyd --config /etc/notifyd/notifyd.toml' "$unit" || fail "ExecStart: $(grep ^ExecStart "$unit")"
 grep -qx 'Type=notify' "$unit" || fail "Type= is not notify"
+grep -qx 'LoadCredential=notifyd:/etc/notifyd/credentials' "$unit" || fail "LoadCredential=: $(grep ^LoadCredential "$unit")"
+[[ -d $stage/etc/notifyd/credentials && $(stat -c %a "$stage/etc/notifyd/credentials") == 700 ]] ||
+  fail "etc/notifyd/credentials is not a 0700 directory"
 "$stage/usr/bin/notifyd" --version | grep -q notifyd || fail "the installed binary does not run"
 
 sed "s|/var/lib/notifyd/notifyd.db|$stage/notifyd.db|" "$stage/etc/notifyd/notifyd.example.toml" >"$stage/check.toml"
