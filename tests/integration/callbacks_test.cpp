@@ -88,7 +88,7 @@ CallbackOptions fast_options() {
 
 // tests/e2e/check_signature.py, found from this file's path (CMake compiles it by absolute path).
 std::filesystem::path check_signature_script() {
-  return std::filesystem::path(__FILE__).parent_path().parent_path() / "e2e" / "check_signature.py";
+  return std::filesystem::path(NOTIFYD_SOURCE_DIR) / "tests" / "e2e" / "check_signature.py";
 }
 
 // Runs tests/e2e/check_signature.py: 0 valid, 1 invalid, 77 no twilio module, -1 could not run.

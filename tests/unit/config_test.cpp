@@ -102,7 +102,7 @@ class ScopedCredentialsDirectory {
   std::optional<std::string> old_;
 };
 
-fs::path repo_root() { return fs::path(__FILE__).parent_path().parent_path().parent_path(); }
+fs::path repo_root() { return fs::path(NOTIFYD_SOURCE_DIR); }
 
 // ---- valid configurations ----
 
