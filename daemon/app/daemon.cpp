@@ -135,6 +135,8 @@ int run_daemon(const std::string& config_path) {
       if (ec) return;
       try {
         auto fresh = std::make_shared<const Config>(load_config(config_path));
+        // Transports first: an unusable URL or CA file refuses the whole reload before anything is swapped.
+        if (auto problem = transports->reconfigure(*fresh)) throw ConfigError(*problem);
         spdlog::set_level(spdlog::level::from_str(fresh->log.level));
         router.set_config(fresh);
         {

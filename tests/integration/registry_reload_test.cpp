@@ -198,6 +198,31 @@ TEST_F(RegistryReloadTest, ApnsMovesToTheNewEndpointAndCaWhileAPushInFlightOnThe
   EXPECT_TRUE(apns_a_.wait_for_open_connections(0));  // the retired pool closed its connections
 }
 
+TEST_F(RegistryReloadTest, ApnsSendsQueuedOnTheOldPoolGoToTheNewEndpointInsteadOfFailing) {
+  // One stream per connection and the default 4 connections: the fifth push waits in A's pool for a slot.
+  apns_a_.set_max_concurrent_streams(1);
+  apns_a_.set_response_delay(kInFlightDelay);
+  auto token = apn_token_credential();
+  std::vector<std::future<DeliveryResult>> pushes;
+  for (int i = 0; i < 4; ++i) pushes.push_back(start(apn_delivery(token)));
+  ASSERT_TRUE(apns_a_.wait_for_requests(4));
+  pushes.push_back(start(apn_delivery(token)));
+  ASSERT_TRUE(apns_a_.wait_until([&] { return apns_a_.connections_accepted() == 4; }, 5s, "4 connections"));
+
+  Config next = config_;
+  next.apns.production_url = apns_b_.url();
+  next.apns.ca_file = ca_b_.string();
+  ASSERT_EQ(registry_->reconfigure(next), std::nullopt);
+
+  for (auto& push : pushes) {
+    ASSERT_EQ(push.wait_for(10s), std::future_status::ready);
+    auto result = push.get();
+    EXPECT_EQ(result.outcome, Outcome::delivered) << result.reason;
+  }
+  EXPECT_EQ(apns_a_.request_count(), 4u);
+  EXPECT_EQ(apns_b_.request_count(), 1u);
+}
+
 TEST_F(RegistryReloadTest, AnUnchangedConfigurationKeepsTheOpenConnections) {
   auto token = apn_token_credential();
   ASSERT_EQ(deliver(apn_delivery(token)).outcome, Outcome::delivered);
