@@ -178,6 +178,8 @@ int run_daemon(const std::string& config_path) {
       notifier.reloading();
       try {
         auto fresh = std::make_shared<const Config>(load_config(config_path));
+        // Transports first: an unusable URL or CA file refuses the whole reload before anything is swapped.
+        if (auto problem = transports->reconfigure(*fresh)) throw ConfigError(*problem);
         service::set_log_level(fresh->log.level);
         router.set_config(fresh);
         {

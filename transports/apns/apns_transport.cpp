@@ -6,13 +6,19 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/url/parse.hpp>
 #include <map>
 #include <mutex>
+#include <set>
+#include <stdexcept>
+#include <utility>
 
 #include "daemon/model/log.hpp"
 #include "transports/apns/apns_protocol.hpp"
 #include "transports/apns/provider_token.hpp"
+#include "transports/ca_file.hpp"
 #include "transports/http2/tls_context.hpp"
 
 namespace notifyd::transport {
@@ -23,6 +29,7 @@ auto apns_log() { return module_logger("apns"); }
 struct Origin {
   std::string host;
   std::uint16_t port = 443;
+  bool operator==(const Origin&) const = default;
 };
 
 std::optional<Origin> parse_origin(const std::string& url) {
@@ -35,6 +42,10 @@ std::optional<Origin> parse_origin(const std::string& url) {
 }
 
 bool is_token_auth(const CredentialRecord& c) { return !c.apn_key_id.empty(); }
+
+// A send turned away by a pool that a reload retired is sent again on the new endpoint's pool; more than a
+// few in a row would mean reloads faster than a send, and the delivery is retried later instead.
+constexpr int kMaxReroutes = 3;
 
 }  // namespace
 
@@ -67,17 +78,39 @@ std::optional<long> log_certificate_expiry(const CredentialRecord& credential) {
   return days;
 }
 
+struct ApnsTransport::Endpoints {
+  ApnsOptions options;
+  Origin production;
+  Origin sandbox;
+  std::string ca_pem;  // the ca_file's content when staged: a file rewritten in place is a change
+  // Trust only (no client certificate): shared by the token-auth pools of these endpoints.
+  std::shared_ptr<boost::asio::ssl::context> server_trust;
+
+  const Origin& origin(bool sandbox_endpoint) const { return sandbox_endpoint ? sandbox : production; }
+  bool same_trust(const Endpoints& other) const {
+    return options.ca_file == other.options.ca_file && ca_pem == other.ca_pem;
+  }
+};
+
 struct ApnsTransport::Impl {
   boost::asio::any_io_executor executor;
-  ApnsOptions options;
   mutable std::mutex mu;
+  std::shared_ptr<const Endpoints> endpoints;
   // Keyed by credential sid, its date_updated (an updated credential gets fresh connections) and endpoint.
   std::map<std::string, std::shared_ptr<http2::Http2Pool>> pools;
   std::map<std::string, std::shared_ptr<ProviderTokenCache>> tokens;
+  // Pools of endpoints a reload replaced, until their background drain is done.
+  std::set<std::shared_ptr<http2::Http2Pool>> retiring;
+  http2::PoolStats retired_counts;  // connections_opened and goaways of drained pools: counters never go back
   bool draining = false;
 
-  std::string key_of(const CredentialRecord& c) const {
+  static std::string key_of(const CredentialRecord& c) {
     return c.sid + "/" + std::to_string(c.date_updated) + (c.sandbox ? "/sandbox" : "/production");
+  }
+
+  bool is_draining() const {
+    std::lock_guard lk(mu);
+    return draining;
   }
 
   // The pool for this credential, created on first use. nullptr (and a reason) when it cannot be built.
@@ -85,21 +118,17 @@ struct ApnsTransport::Impl {
     std::string key = key_of(c);
     std::lock_guard lk(mu);
     if (auto it = pools.find(key); it != pools.end()) return it->second;
-    auto origin = parse_origin(c.sandbox ? options.sandbox_url : options.production_url);
-    if (!origin) {
-      why = "APNs endpoint URL is not an https URL";
-      return nullptr;
-    }
+    const Origin& origin = endpoints->origin(c.sandbox);
     http2::PoolOptions po;
-    po.host = origin->host;
-    po.port = origin->port;
-    po.max_connections = options.max_connections;
-    po.request_timeout = options.request_timeout;
+    po.host = origin.host;
+    po.port = origin.port;
+    po.max_connections = endpoints->options.max_connections;
+    po.request_timeout = endpoints->options.request_timeout;
     po.log_prefix = "[" + c.sid + "]";
     try {
       po.tls = is_token_auth(c)
-                   ? http2::make_client_tls_context(options.ca_file)
-                   : http2::make_client_tls_context(options.ca_file, c.certificate, c.private_key);
+                   ? endpoints->server_trust
+                   : http2::make_client_tls_context(endpoints->options.ca_file, c.certificate, c.private_key);
     } catch (const std::exception& e) {
       why = e.what();
       return nullptr;
@@ -107,7 +136,7 @@ struct ApnsTransport::Impl {
     if (!is_token_auth(c)) log_certificate_expiry(c);
     auto pool = std::make_shared<http2::Http2Pool>(executor, std::move(po));
     pools.emplace(key, pool);
-    apns_log()->info("[{}] APNs pool to {}:{} ({} auth)", c.sid, origin->host, origin->port,
+    apns_log()->info("[{}] APNs pool to {}:{} ({} auth)", c.sid, origin.host, origin.port,
                      is_token_auth(c) ? "token" : "certificate");
     return pool;
   }
@@ -119,12 +148,87 @@ struct ApnsTransport::Impl {
     if (!cache) cache = std::make_shared<ProviderTokenCache>(c.private_key, c.apn_key_id, c.apn_team_id);
     return cache;
   }
+
+  // Drains a pool a reload replaced, off the caller's path. Its streams in flight finish first.
+  static boost::asio::awaitable<void> drain_retired(std::shared_ptr<Impl> self,
+                                                    std::shared_ptr<http2::Http2Pool> pool) {
+    co_await pool->drain();
+    auto counts = pool->stats();
+    std::lock_guard lk(self->mu);
+    self->retiring.erase(pool);
+    self->retired_counts.connections_opened += counts.connections_opened;
+    self->retired_counts.goaways += counts.goaways;
+  }
 };
+
+boost::system::result<std::shared_ptr<const ApnsTransport::Endpoints>, std::string> ApnsTransport::stage(
+    const ApnsOptions& options) {
+  auto staged = std::make_shared<Endpoints>();
+  staged->options = options;
+  auto production = parse_origin(options.production_url);
+  if (!production)
+    return "[apns] production_url: not an https URL with a host: \"" + options.production_url + "\"";
+  auto sandbox = parse_origin(options.sandbox_url);
+  if (!sandbox) return "[apns] sandbox_url: not an https URL with a host: \"" + options.sandbox_url + "\"";
+  staged->production = std::move(*production);
+  staged->sandbox = std::move(*sandbox);
+  try {
+    staged->ca_pem = read_ca_file(options.ca_file);
+    staged->server_trust = http2::make_client_tls_context(options.ca_file);
+  } catch (const std::exception& e) {
+    return std::string("[apns] ca_file: ") + e.what();
+  }
+  return std::shared_ptr<const Endpoints>(std::move(staged));
+}
+
+void ApnsTransport::commit(std::shared_ptr<const Endpoints> next) {
+  std::vector<std::shared_ptr<http2::Http2Pool>> retired;
+  std::shared_ptr<const Endpoints> previous;
+  {
+    std::lock_guard lk(impl_->mu);
+    previous = std::exchange(impl_->endpoints, next);
+    if (!previous) return;  // the first endpoints, from the constructor
+    const bool same_trust = previous->same_trust(*next);
+    const bool production_kept = same_trust && previous->production == next->production;
+    const bool sandbox_kept = same_trust && previous->sandbox == next->sandbox;
+    for (auto it = impl_->pools.begin(); it != impl_->pools.end();) {
+      const bool sandbox_pool = it->first.ends_with("/sandbox");
+      if (sandbox_pool ? sandbox_kept : production_kept) {
+        ++it;
+        continue;
+      }
+      retired.push_back(it->second);
+      impl_->retiring.insert(it->second);
+      it = impl_->pools.erase(it);
+    }
+    if (production_kept && sandbox_kept) {
+      apns_log()->info("APNs endpoints unchanged ({}:{}, sandbox {}:{}): connections kept",
+                       next->production.host, next->production.port, next->sandbox.host, next->sandbox.port);
+      return;
+    }
+  }
+  apns_log()->info(
+      "APNs endpoints now {}:{} and sandbox {}:{}{}{}: {} pool(s) retiring after their streams in flight",
+      next->production.host, next->production.port, next->sandbox.host, next->sandbox.port,
+      next->options.ca_file.empty() ? "" : ", ca_file ", next->options.ca_file, retired.size());
+  for (auto& pool : retired) {
+    boost::asio::co_spawn(impl_->executor, Impl::drain_retired(impl_, pool), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        apns_log()->error("draining a retired APNs pool failed: {}", ex.what());
+      }
+    });
+  }
+}
 
 ApnsTransport::ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions options)
     : impl_(std::make_shared<Impl>()) {
   impl_->executor = std::move(executor);
-  impl_->options = std::move(options);
+  auto endpoints = stage(options);
+  if (!endpoints) throw std::invalid_argument(endpoints.error());
+  commit(std::move(*endpoints));
 }
 
 ApnsTransport::~ApnsTransport() = default;
@@ -141,10 +245,7 @@ boost::asio::awaitable<DeliveryResult> ApnsTransport::deliver(Delivery d) {
   if (!d.credential || d.credential->type != "apn") {
     co_return fail(Outcome::credential_rejected, "no apn credential for this binding");
   }
-  {
-    std::lock_guard lk(impl->mu);
-    if (impl->draining) co_return fail(Outcome::retry_later, "transport is shutting down");
-  }
+  if (impl->is_draining()) co_return fail(Outcome::retry_later, "transport is shutting down");
   const CredentialRecord& credential = *d.credential;
   std::string why;
   auto pool = impl->pool_for(credential, why);
@@ -152,8 +253,12 @@ boost::asio::awaitable<DeliveryResult> ApnsTransport::deliver(Delivery d) {
   std::shared_ptr<ProviderTokenCache> tokens;
   if (is_token_auth(credential)) tokens = impl->token_cache_for(credential);
 
-  // At most two sends: the second only after APNs refused the provider token.
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // At most two sends that reach APNs: the second only after APNs refused the provider token. A send that a
+  // reload's retired pool turned away (nothing was sent) goes to the new endpoint instead, a bounded number
+  // of times.
+  int token_refusals = 0;
+  int reroutes = 0;
+  for (;;) {
     std::string bearer;
     if (tokens) {
       auto token = tokens->token();
@@ -163,11 +268,19 @@ boost::asio::awaitable<DeliveryResult> ApnsTransport::deliver(Delivery d) {
     auto request = apns::build_request(d, credential.apn_topic, bearer);
     if (!request) co_return fail(Outcome::payload_rejected, "PayloadTooLarge");
     http2::H2Result answer = co_await pool->send(std::move(*request));
+    if (answer.failure == http2::H2Failure::shutting_down && reroutes < kMaxReroutes &&
+        !impl->is_draining()) {
+      ++reroutes;
+      pool = impl->pool_for(credential, why);
+      if (!pool) co_return fail(Outcome::credential_rejected, why);
+      continue;
+    }
     apns::Interpretation seen = apns::interpret(answer);
-    if (seen.provider_token_rejected && tokens && attempt == 0) {
+    if (seen.provider_token_rejected && tokens && token_refusals == 0) {
       apns_log()->warn("[{}][{}] APNs refused the provider token of {} ({}): refreshing once",
                        d.notification_sid, d.binding_sid, credential.sid, seen.result.reason);
       tokens->reject(bearer);
+      ++token_refusals;
       continue;
     }
     if (seen.result.outcome != Outcome::delivered) {
@@ -178,7 +291,6 @@ boost::asio::awaitable<DeliveryResult> ApnsTransport::deliver(Delivery d) {
     }
     co_return seen.result;
   }
-  co_return fail(Outcome::credential_rejected, "provider token refused twice");
 }
 
 boost::asio::awaitable<void> ApnsTransport::drain() {
@@ -187,6 +299,7 @@ boost::asio::awaitable<void> ApnsTransport::drain() {
     std::lock_guard lk(impl_->mu);
     impl_->draining = true;
     for (auto& [key, pool] : impl_->pools) pools.push_back(pool);
+    pools.insert(pools.end(), impl_->retiring.begin(), impl_->retiring.end());
   }
   for (auto& pool : pools) co_await pool->drain();
 }
@@ -198,11 +311,13 @@ std::size_t ApnsTransport::pool_count() const {
 
 http2::PoolStats ApnsTransport::stats() const {
   std::vector<std::shared_ptr<http2::Http2Pool>> pools;
+  http2::PoolStats total;
   {
     std::lock_guard lk(impl_->mu);
     for (auto& [key, pool] : impl_->pools) pools.push_back(pool);
+    pools.insert(pools.end(), impl_->retiring.begin(), impl_->retiring.end());
+    total = impl_->retired_counts;
   }
-  http2::PoolStats total;
   for (auto& pool : pools) {
     auto s = pool->stats();
     total.connections += s.connections;

@@ -3,7 +3,9 @@
 // (credential, endpoint): certificate credentials present their client certificate on their own
 // connections; token credentials send a cached ES256 provider token. Sandbox credentials go to
 // sandbox_url. deliver() may be called from any coroutine; outcomes are values (see apns_protocol.hpp).
+// The endpoints (URLs, ca_file) can be replaced while it runs (stage() then commit(), see below).
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/system/result.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -23,13 +25,27 @@ struct ApnsOptions {
 
 class ApnsTransport final : public Transport {
  public:
+  // Throws std::invalid_argument naming the problem when `options` are unusable (see stage()).
   ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions options);
   ~ApnsTransport() override;
 
   boost::asio::awaitable<DeliveryResult> deliver(Delivery delivery) override;
   boost::asio::awaitable<void> drain() override;
 
-  // Pools opened so far (one per credential and endpoint), and their combined stats.
+  // Reload, in two steps so that a caller can refuse a whole configuration when any part is unusable.
+  // stage() parses both URLs (https, with a host) and builds the TLS context with the new ca_file, touching
+  // nothing that runs; its error names the [apns] key and the problem. commit() cannot fail: an endpoint
+  // whose URL and CA file (name and content) are unchanged keeps its pools and connections; the pools of a
+  // changed one are retired: new sends go to new pools, the retired ones finish the streams in flight and are
+  // then drained (GOAWAY, close) in the background. Stage and commit of one reload must not overlap
+  // another's.
+  struct Endpoints;
+  static boost::system::result<std::shared_ptr<const Endpoints>, std::string> stage(
+      const ApnsOptions& options);
+  void commit(std::shared_ptr<const Endpoints> endpoints);
+
+  // Pools in use (one per credential and endpoint), and the combined stats of every pool, including those a
+  // reload retired (their counters stay in the totals once they are gone).
   std::size_t pool_count() const;
   http2::PoolStats stats() const;
 

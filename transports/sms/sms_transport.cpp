@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <boost/url/encode.hpp>
@@ -15,10 +16,14 @@
 #include <ctime>
 #include <iomanip>
 #include <locale>
+#include <mutex>
+#include <set>
 #include <sstream>
+#include <stdexcept>
 #include <utility>
 
 #include "daemon/model/log.hpp"
+#include "transports/ca_file.hpp"
 
 namespace notifyd::sms {
 namespace {
@@ -33,6 +38,10 @@ constexpr int kInvalidToNumber = 21211;
 constexpr int kNotMobileNumber = 21614;
 // notifyd's (Twilio Notify's) code for an SMS binding in a Service without a MessagingServiceSid.
 constexpr const char* kNoMessagingService = "52182";
+// A request turned away by a pool that a reload retired is sent again with the new settings; more than a
+// few in a row would mean reloads faster than a request, and the delivery is retried later instead.
+constexpr int kMaxReroutes = 3;
+namespace asio = boost::asio;
 
 std::string form_encode(std::string_view s) {
   boost::urls::encoding_opts opts;
@@ -135,40 +144,148 @@ DeliveryResult classify_sms_response(unsigned status, std::string_view retry_aft
   return make_result(Outcome::retry_later, status, "unexpected HTTP " + std::to_string(status));
 }
 
+// What one reload's [sms] settings make: the pool and the per-request parts. Immutable once committed.
+struct SmsTransport::Endpoint {
+  SmsOptions options;
+  std::string ca_pem;  // the ca_file's content when staged: a file rewritten in place is a change
+  std::shared_ptr<http1::Http1Pool> pool;
+  std::string target;         // the Messages.json path
+  std::string authorization;  // "Basic ..." (a secret: never logged)
+
+  // Whether a pool built for `other` connects exactly as one built for these options would.
+  bool same_connections(const SmsOptions& other, const std::string& other_ca_pem) const {
+    return options.url == other.url && options.ca_file == other.ca_file && ca_pem == other_ca_pem &&
+           options.max_connections == other.max_connections &&
+           options.connect_timeout == other.connect_timeout &&
+           options.request_timeout == other.request_timeout;
+  }
+};
+
+struct SmsTransport::Impl {
+  boost::asio::any_io_executor executor;
+  std::shared_ptr<spdlog::logger> log;
+  mutable std::mutex mu;
+  std::shared_ptr<const Endpoint> endpoint;
+  std::set<std::shared_ptr<http1::Http1Pool>> retiring;  // replaced by a reload, until drained
+  bool draining = false;
+
+  std::shared_ptr<const Endpoint> current() const {
+    std::lock_guard lk(mu);
+    return endpoint;
+  }
+  bool is_draining() const {
+    std::lock_guard lk(mu);
+    return draining;
+  }
+
+  static asio::awaitable<void> drain_retired(std::shared_ptr<Impl> self,
+                                             std::shared_ptr<http1::Http1Pool> pool) {
+    co_await pool->drain();
+    std::lock_guard lk(self->mu);
+    self->retiring.erase(pool);
+  }
+};
+
 SmsTransport::SmsTransport(boost::asio::any_io_executor executor, SmsOptions options)
-    : options_(std::move(options)), log_(module_logger("sms")) {
-  http1::Http1Options pool_options;
-  pool_options.base_url = options_.url;
-  pool_options.ca_file = options_.ca_file;
-  pool_options.max_connections = options_.max_connections;
-  pool_options.connect_timeout = options_.connect_timeout;
-  pool_options.request_timeout = options_.request_timeout;
-  pool_options.log_prefix = "[sms] ";
-  pool_ = std::make_unique<http1::Http1Pool>(std::move(executor), std::move(pool_options));
-  target_ = pool_->base_path() + "/2010-04-01/Accounts/" +
-            boost::urls::encode(options_.account_sid, boost::urls::unreserved_chars) + "/Messages.json";
-  authorization_ = "Basic " + base64(options_.account_sid + ":" + options_.auth_token);
+    : impl_(std::make_shared<Impl>()) {
+  impl_->executor = std::move(executor);
+  impl_->log = module_logger("sms");
+  auto endpoint = stage(options);
+  if (!endpoint) throw std::invalid_argument(endpoint.error());
+  commit(std::move(*endpoint));
 }
 
 SmsTransport::~SmsTransport() = default;
 
+boost::system::result<std::shared_ptr<const SmsTransport::Endpoint>, std::string> SmsTransport::stage(
+    const SmsOptions& options) const {
+  auto staged = std::make_shared<Endpoint>();
+  staged->options = options;
+  try {
+    staged->ca_pem = transport::read_ca_file(options.ca_file);
+  } catch (const std::exception& e) {
+    return std::string("[sms] ca_file: ") + e.what();
+  }
+  auto running = impl_->current();
+  if (running && running->same_connections(options, staged->ca_pem)) {
+    staged->pool = running->pool;
+  } else {
+    http1::Http1Options pool_options;
+    pool_options.base_url = options.url;
+    pool_options.ca_file = options.ca_file;
+    pool_options.max_connections = options.max_connections;
+    pool_options.connect_timeout = options.connect_timeout;
+    pool_options.request_timeout = options.request_timeout;
+    pool_options.log_prefix = "[sms] ";
+    try {
+      staged->pool = std::make_shared<http1::Http1Pool>(impl_->executor, std::move(pool_options));
+    } catch (const std::invalid_argument& e) {
+      return std::string("[sms] url: ") + e.what();
+    } catch (const std::exception& e) {
+      return std::string("[sms] ca_file: ") + e.what();
+    }
+  }
+  staged->target = staged->pool->base_path() + "/2010-04-01/Accounts/" +
+                   boost::urls::encode(options.account_sid, boost::urls::unreserved_chars) + "/Messages.json";
+  staged->authorization = "Basic " + base64(options.account_sid + ":" + options.auth_token);
+  return std::shared_ptr<const Endpoint>(std::move(staged));
+}
+
+void SmsTransport::commit(std::shared_ptr<const Endpoint> next) {
+  std::shared_ptr<const Endpoint> previous;
+  {
+    std::lock_guard lk(impl_->mu);
+    previous = std::exchange(impl_->endpoint, next);
+    if (previous && previous->pool != next->pool) impl_->retiring.insert(previous->pool);
+  }
+  if (!previous) return;  // the first endpoint, from the constructor
+  if (previous->pool == next->pool) {
+    impl_->log->info("[sms] gateway {} unchanged: connections kept (account {})", next->options.url,
+                     next->options.account_sid);
+    return;
+  }
+  impl_->log->info(
+      "[sms] gateway now {} (account {}): the previous pool retires after its requests in flight",
+      next->options.url, next->options.account_sid);
+  asio::co_spawn(impl_->executor, Impl::drain_retired(impl_, previous->pool),
+                 [log = impl_->log](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     log->error("[sms] draining the retired pool failed: {}", ex.what());
+                   }
+                 });
+}
+
 boost::asio::awaitable<DeliveryResult> SmsTransport::deliver(Delivery delivery) {
+  auto impl = impl_;
   const std::string to = transport::truncate_token(delivery.address);
   if (delivery.messaging_service_sid.empty()) {
-    log_->warn("[{}][{}] sms to {}: the Service has no MessagingServiceSid (52182)",
-               delivery.notification_sid, delivery.binding_sid, to);
+    impl->log->warn("[{}][{}] sms to {}: the Service has no MessagingServiceSid (52182)",
+                    delivery.notification_sid, delivery.binding_sid, to);
     co_return make_result(Outcome::payload_rejected, 0, kNoMessagingService);
   }
 
-  http1::Http1Request request;
-  request.method = "POST";
-  request.target = target_;
-  request.headers = {{"Authorization", authorization_},
-                     {"Content-Type", "application/x-www-form-urlencoded"},
-                     {"Accept", "application/json"}};
-  request.body = sms_form_body(delivery);
-
-  http1::Http1Result answer = co_await pool_->send(std::move(request));
+  const std::string body = sms_form_body(delivery);
+  http1::Http1Result answer;
+  // A request that a reload's retired pool turned away (nothing was sent) goes to the new gateway settings
+  // instead, a bounded number of times.
+  for (int reroutes = 0;; ++reroutes) {
+    auto endpoint = impl->current();
+    http1::Http1Request request;
+    request.method = "POST";
+    request.target = endpoint->target;
+    request.headers = {{"Authorization", endpoint->authorization},
+                       {"Content-Type", "application/x-www-form-urlencoded"},
+                       {"Accept", "application/json"}};
+    request.body = body;
+    answer = co_await endpoint->pool->send(std::move(request));
+    if (answer.failure != http1::Http1Failure::shutting_down || reroutes >= kMaxReroutes ||
+        impl->is_draining() || impl->current() == endpoint) {
+      break;
+    }
+  }
   DeliveryResult result;
   if (!answer.ok()) {
     result = make_result(Outcome::retry_later, 0,
@@ -178,14 +295,23 @@ boost::asio::awaitable<DeliveryResult> SmsTransport::deliver(Delivery delivery) 
                                    std::chrono::system_clock::now());
   }
   const auto level = result.outcome == Outcome::delivered ? spdlog::level::debug : spdlog::level::info;
-  log_->log(level, "[{}][{}] sms to {}: {} (status {}{}{})", delivery.notification_sid, delivery.binding_sid,
-            to, transport::to_string(result.outcome), result.provider_status,
-            result.reason.empty() ? "" : ", ", result.reason);
+  impl->log->log(level, "[{}][{}] sms to {}: {} (status {}{}{})", delivery.notification_sid,
+                 delivery.binding_sid, to, transport::to_string(result.outcome), result.provider_status,
+                 result.reason.empty() ? "" : ", ", result.reason);
   co_return result;
 }
 
-boost::asio::awaitable<void> SmsTransport::drain() { co_await pool_->drain(); }
+boost::asio::awaitable<void> SmsTransport::drain() {
+  std::vector<std::shared_ptr<http1::Http1Pool>> pools;
+  {
+    std::lock_guard lk(impl_->mu);
+    impl_->draining = true;
+    pools.push_back(impl_->endpoint->pool);
+    pools.insert(pools.end(), impl_->retiring.begin(), impl_->retiring.end());
+  }
+  for (auto& pool : pools) co_await pool->drain();
+}
 
-http1::Http1PoolStats SmsTransport::pool_stats() const { return pool_->stats(); }
+http1::Http1PoolStats SmsTransport::pool_stats() const { return impl_->current()->pool->stats(); }
 
 }  // namespace notifyd::sms

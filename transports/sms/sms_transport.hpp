@@ -2,9 +2,11 @@
 // SmsTransport: deliveries to `sms` bindings through a Twilio Programmable Messaging compatible gateway
 // ([sms] url, account_sid, auth_token): one keep-alive HTTP/1.1 pool (transports/http1) to that origin.
 // Owned by the app; deliver() may run on any coroutine and must not outlive the transport. Every provider or
-// network failure is a DeliveryResult; only the constructor throws (bad url or ca_file, at startup).
+// network failure is a DeliveryResult; only the constructor throws (bad url or ca_file, at startup). The
+// settings can be replaced while it runs (stage() then commit(), see below).
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -41,14 +43,21 @@ class SmsTransport : public transport::Transport {
   boost::asio::awaitable<transport::DeliveryResult> deliver(transport::Delivery delivery) override;
   boost::asio::awaitable<void> drain() override;
 
-  http1::Http1PoolStats pool_stats() const;
+  // Reload, in two steps so that a caller can refuse a whole configuration when any part is unusable.
+  // stage() checks the url (http or https, with a host) and the CA file, building a new connection pool only
+  // when the url or CA file (name and content) differs from the running one; it touches nothing that runs,
+  // and its error names the [sms] key and the problem. commit() cannot fail: new requests use the new account
+  // and token at once; a replaced pool finishes the requests in flight and is drained in the background,
+  // while an unchanged one keeps its connections. Stage and commit of one reload must not overlap another's.
+  struct Endpoint;
+  boost::system::result<std::shared_ptr<const Endpoint>, std::string> stage(const SmsOptions& options) const;
+  void commit(std::shared_ptr<const Endpoint> endpoint);
+
+  http1::Http1PoolStats pool_stats() const;  // of the pool in use
 
  private:
-  SmsOptions options_;
-  std::string target_;         // the Messages.json path
-  std::string authorization_;  // "Basic ..." (a secret: never logged)
-  std::unique_ptr<http1::Http1Pool> pool_;
-  std::shared_ptr<spdlog::logger> log_;
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
 };
 
 // Pure parts, exposed for tests.
