@@ -32,6 +32,8 @@ class ApnsTransport final : public Transport {
   // Pools opened so far (one per credential and endpoint), and their combined stats.
   std::size_t pool_count() const;
   http2::PoolStats stats() const;
+  // Provider tokens (ES256 JWTs) minted so far, across token-auth credentials.
+  std::uint64_t token_mints() const;
 
  private:
   struct Impl;

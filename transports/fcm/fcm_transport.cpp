@@ -166,4 +166,22 @@ std::uint64_t FcmTransport::token_fetches() const {
   return n;
 }
 
+http2::PoolStats FcmTransport::stats() const {
+  std::vector<std::shared_ptr<CredentialState>> states;
+  {
+    std::lock_guard lk(impl_->mu);
+    for (auto& [k, s] : impl_->credentials) states.push_back(s);
+  }
+  http2::PoolStats total;
+  for (auto& state : states) {
+    auto s = state->pool->stats();
+    total.connections += s.connections;
+    total.streams_in_flight += s.streams_in_flight;
+    total.waiting += s.waiting;
+    total.connections_opened += s.connections_opened;
+    total.goaways += s.goaways;
+  }
+  return total;
+}
+
 }  // namespace notifyd::transport
