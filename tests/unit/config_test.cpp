@@ -253,8 +253,8 @@ TEST(ConfigErrorTest, UnknownTopLevelKey) {
 }
 
 TEST(ConfigErrorTest, UnknownTopLevelTable) {
-  expect_error("[server]\nlisten = \"127.0.0.1:1\"\n\n[metrics]\nenabled = true\n" + account_block(),
-               "metrics", 4, "unknown key");
+  expect_error("[server]\nlisten = \"127.0.0.1:1\"\n\n[telemetry]\nenabled = true\n" + account_block(),
+               "telemetry", 4, "unknown key");
 }
 
 TEST(ConfigErrorTest, UnknownKeyInServer) {
