@@ -8,15 +8,6 @@
 namespace notifyd::api {
 namespace {
 
-bool equal_constant_time(std::string_view a, std::string_view b) {
-  // Compare digests, so the time depends on neither the secret's content nor its length.
-  std::array<unsigned char, EVP_MAX_MD_SIZE> da{}, db{};
-  unsigned int la = 0, lb = 0;
-  if (EVP_Digest(a.data(), a.size(), da.data(), &la, EVP_sha256(), nullptr) != 1) return false;
-  if (EVP_Digest(b.data(), b.size(), db.data(), &lb, EVP_sha256(), nullptr) != 1) return false;
-  return la == lb && CRYPTO_memcmp(da.data(), db.data(), la) == 0;
-}
-
 std::optional<std::string> decode_base64(std::string_view in) {
   if (in.empty() || in.size() % 4 != 0 || in.size() > 4096) return std::nullopt;
   std::string out(in.size() / 4 * 3, '\0');
@@ -30,6 +21,15 @@ std::optional<std::string> decode_base64(std::string_view in) {
 }
 
 }  // namespace
+
+bool equal_constant_time(std::string_view a, std::string_view b) {
+  // Compare digests, so the time depends on neither the secret's content nor its length.
+  std::array<unsigned char, EVP_MAX_MD_SIZE> da{}, db{};
+  unsigned int la = 0, lb = 0;
+  if (EVP_Digest(a.data(), a.size(), da.data(), &la, EVP_sha256(), nullptr) != 1) return false;
+  if (EVP_Digest(b.data(), b.size(), db.data(), &lb, EVP_sha256(), nullptr) != 1) return false;
+  return la == lb && CRYPTO_memcmp(da.data(), db.data(), la) == 0;
+}
 
 std::optional<std::string> authenticate(const Config& config, std::string_view header) {
   constexpr std::string_view kBasic = "Basic ";

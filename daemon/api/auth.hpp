@@ -9,6 +9,9 @@
 
 namespace notifyd::api {
 
+// Compares two secrets in time that depends on neither their content nor their length.
+bool equal_constant_time(std::string_view a, std::string_view b);
+
 // The SID of the account the Authorization header proves, or nullopt.
 std::optional<std::string> authenticate(const Config& config, std::string_view authorization_header);
 

@@ -10,9 +10,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
+#include <cctype>
+#include <charconv>
+#include <chrono>
 
 #include "daemon/api/auth.hpp"
 #include "daemon/api/render.hpp"
+#include "daemon/metrics/text_format.hpp"
 #include "daemon/model/log.hpp"
 
 namespace notifyd::api {
@@ -23,28 +27,75 @@ struct MethodHandler {
   ResourceHandler handler;
 };
 
-// A path pattern: literal segments, and "*" for a {Sid} placeholder.
+// A path pattern: literal segments, and "*" for a {Sid} placeholder. `name` is the template that
+// metrics label requests with (a bounded set, unlike the paths themselves).
 struct Route {
+  std::string_view name;
   std::vector<std::string_view> segments;
   std::vector<MethodHandler> methods;
 };
 
 const std::vector<Route>& routes() {
   static const std::vector<Route> kRoutes = {
-      {{"v1", "Credentials"}, {{"GET", list_credentials}, {"POST", create_credential}}},
-      {{"v1", "Credentials", "*"},
+      {"/v1/Credentials", {"v1", "Credentials"}, {{"GET", list_credentials}, {"POST", create_credential}}},
+      {"/v1/Credentials/{CR}",
+       {"v1", "Credentials", "*"},
        {{"GET", fetch_credential}, {"POST", update_credential}, {"DELETE", delete_credential}}},
-      {{"v1", "Services"}, {{"GET", list_services}, {"POST", create_service}}},
-      {{"v1", "Services", "*"},
+      {"/v1/Services", {"v1", "Services"}, {{"GET", list_services}, {"POST", create_service}}},
+      {"/v1/Services/{IS}",
+       {"v1", "Services", "*"},
        {{"GET", fetch_service}, {"POST", update_service}, {"DELETE", delete_service}}},
-      {{"v1", "Services", "*", "Bindings"}, {{"GET", list_bindings}, {"POST", create_binding}}},
-      {{"v1", "Services", "*", "Bindings", "*"}, {{"GET", fetch_binding}, {"DELETE", delete_binding}}},
-      {{"v1", "Services", "*", "Notifications"}, {{"POST", create_notification}}},
-      {{"conversations", "v1", "Services", "*", "Bindings"}, {{"GET", list_conversations_bindings}}},
-      {{"conversations", "v1", "Services", "*", "Bindings", "*"},
+      {"/v1/Services/{IS}/Bindings",
+       {"v1", "Services", "*", "Bindings"},
+       {{"GET", list_bindings}, {"POST", create_binding}}},
+      {"/v1/Services/{IS}/Bindings/{BS}",
+       {"v1", "Services", "*", "Bindings", "*"},
+       {{"GET", fetch_binding}, {"DELETE", delete_binding}}},
+      {"/v1/Services/{IS}/Notifications",
+       {"v1", "Services", "*", "Notifications"},
+       {{"POST", create_notification}}},
+      {"/conversations/v1/Services/{IS}/Bindings",
+       {"conversations", "v1", "Services", "*", "Bindings"},
+       {{"GET", list_conversations_bindings}}},
+      {"/conversations/v1/Services/{IS}/Bindings/{BS}",
+       {"conversations", "v1", "Services", "*", "Bindings", "*"},
        {{"GET", fetch_conversations_binding}, {"DELETE", delete_conversations_binding}}},
   };
   return kRoutes;
+}
+
+// Metric labels past the route table: the two fixed paths, then everything else.
+std::size_t healthz_label() { return routes().size(); }
+std::size_t metrics_label() { return routes().size() + 1; }
+std::size_t other_label() { return routes().size() + 2; }
+
+std::string_view route_label(std::size_t index) {
+  if (index < routes().size()) return routes()[index].name;
+  if (index == healthz_label()) return "/healthz";
+  if (index == metrics_label()) return "/metrics";
+  return "other";
+}
+
+// The method as a label: any other token a client sends is "other", so labels stay bounded.
+std::string_view method_label(std::string_view method) {
+  static constexpr std::array<std::string_view, 7> kMethods = {"GET",   "POST", "DELETE", "PUT",
+                                                               "PATCH", "HEAD", "OPTIONS"};
+  for (auto m : kMethods) {
+    if (m == method) return m;
+  }
+  return "other";
+}
+
+// `Authorization: Bearer <token>` (the scheme is case-insensitive) carrying exactly `expected`.
+bool bearer_matches(std::string_view header, std::string_view expected) {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() <= kBearer.size() ||
+      !std::equal(kBearer.begin(), kBearer.end(), header.begin(), [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+      })) {
+    return false;
+  }
+  return equal_constant_time(header.substr(kBearer.size()), expected);
 }
 
 // Splits "/a/b/c" into segments; nullopt for anything but a clean absolute path (no empty
@@ -114,7 +165,22 @@ struct Router::Impl {
   std::atomic<bool> ready{false};
   std::function<void()> on_outbox_change;
 
-  Impl(std::shared_ptr<const Config> c, Store& s, unsigned n) : config(std::move(c)), store(s), workers(n) {}
+  metrics::Registry metrics;
+  metrics::Family<metrics::Counter>& requests;
+  std::vector<metrics::Histogram*> durations;  // by route label index, made up front: no lookup per request
+
+  Impl(std::shared_ptr<const Config> c, Store& s, unsigned n)
+      : config(std::move(c)),
+        store(s),
+        workers(n),
+        requests(metrics.counter("notifyd_http_requests_total",
+                                 "HTTP API requests answered, by route template, method and status.",
+                                 {"route", "method", "status"})) {
+    auto& family = metrics.histogram("notifyd_http_request_duration_seconds",
+                                     "Time from a request's arrival at the router to its response, by route.",
+                                     {"route"}, metrics::latency_buckets_seconds());
+    for (std::size_t i = 0; i <= other_label(); ++i) durations.push_back(&family.with({route_label(i)}));
+  }
 };
 
 Router::Router(std::shared_ptr<const Config> config, Store& store, unsigned workers)
@@ -128,6 +194,8 @@ void Router::set_config(std::shared_ptr<const Config> config) {
 }
 
 void Router::set_ready(bool ready) { impl_->ready = ready; }
+
+metrics::Registry& Router::metrics() { return impl_->metrics; }
 
 void Router::set_outbox_listener(std::function<void()> listener) {
   std::lock_guard lk(impl_->config_mu);
@@ -155,6 +223,62 @@ http::Response Router::error_response(const ApiError& error) const {
 }
 
 boost::asio::awaitable<http::Response> Router::handle(http::Request request) {
+  const auto started = std::chrono::steady_clock::now();
+  std::size_t route_index = routes().size();
+  std::size_t label = other_label();
+  std::vector<std::string> params;
+  {
+    std::string_view target = request.target;
+    std::string_view path = target.substr(0, target.find('?'));
+    if (auto segments = split_path(path)) {
+      if (const Route* route = match(*segments, params)) {
+        route_index = label = static_cast<std::size_t>(route - routes().data());
+      }
+    }
+    if (path == "/healthz") label = healthz_label();
+    if (path == "/metrics") label = metrics_label();
+  }
+  const std::string_view method = method_label(request.method);
+
+  // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+  auto responding = respond(std::move(request), route_index, std::move(params));
+  http::Response response = co_await std::move(responding);
+
+  impl_->durations[label]->observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  std::array<char, 8> status_text{};
+  const char* status_end =
+      std::to_chars(status_text.data(), status_text.data() + status_text.size(), response.status).ptr;
+  const std::string_view status(status_text.data(),
+                                static_cast<std::size_t>(status_end - status_text.data()));
+  impl_->requests.with({route_label(label), method, status}).inc();
+  co_return response;
+}
+
+http::Response Router::metrics_response(const http::Request& request, const Config& cfg) const {
+  // With a token configured, nothing (not even the allowed methods) is told to a scraper without it.
+  if (!cfg.metrics.bearer_token.empty() && !bearer_matches(request.authorization, cfg.metrics.bearer_token)) {
+    auto r = json(
+        401, boost::json::serialize(render_error(
+                 {401, codes::kAuthenticationFailed, "Authentication Error - a bearer token is required"})));
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"notifyd metrics\"");
+    return r;
+  }
+  if (request.method != "GET") {
+    auto r = error_response(
+        {405, codes::kMethodNotAllowed, "Method " + request.method + " not allowed on /metrics"});
+    r.headers.emplace_back("Allow", "GET");
+    return r;
+  }
+  http::Response r;
+  r.content_type = std::string(metrics::kTextFormatContentType);
+  const auto families = impl_->metrics.collect();
+  r.body = metrics::render_text(families);
+  return r;
+}
+
+boost::asio::awaitable<http::Response> Router::respond(http::Request request, std::size_t route_index,
+                                                       std::vector<std::string> params) {
   auto cfg = config();
   std::string_view target = request.target;
   auto qpos = target.find('?');
@@ -170,6 +294,7 @@ boost::asio::awaitable<http::Response> Router::handle(http::Request request) {
     if (!impl_->ready) co_return json(503, R"({"status":"starting"})");
     co_return json(200, R"({"status":"ok"})");
   }
+  if (path == "/metrics") co_return metrics_response(request, *cfg);
 
   // Authentication comes before anything else: an unknown path is 401, not 404, to a stranger.
   auto account = authenticate(*cfg, request.authorization);
@@ -177,10 +302,8 @@ boost::asio::awaitable<http::Response> Router::handle(http::Request request) {
     co_return error_response({401, codes::kAuthenticationFailed, "Authentication Error - invalid username"});
   }
 
-  auto segments = split_path(path);
-  std::vector<std::string> params;
-  const Route* route = segments ? match(*segments, params) : nullptr;
-  if (!route) co_return error_response(not_found(path));
+  if (route_index >= routes().size()) co_return error_response(not_found(path));
+  const Route* route = &routes()[route_index];
 
   ResourceHandler handler = nullptr;
   std::string allow;

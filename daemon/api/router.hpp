@@ -2,14 +2,19 @@
 // Router: the http::Handler of the API. Matches paths exactly, authenticates (before anything else, so a
 // 401 comes before a 404), decodes forms, and runs the resource handler on the store worker pool.
 // Owned by the app; handle() runs on a connection's I/O thread and never blocks it. Turns every
-// ApiError into Twilio's JSON error body; nothing escapes as an exception.
+// ApiError into Twilio's JSON error body; nothing escapes as an exception. Owns the process's metrics
+// registry: counts every request it answers by route template, method and status, times it, and serves
+// GET /metrics (behind [metrics] bearer_token when one is configured).
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "daemon/api/resource.hpp"
 #include "daemon/config/config.hpp"
 #include "daemon/http/server.hpp"
+#include "daemon/metrics/registry.hpp"
 
 namespace notifyd::api {
 
@@ -29,9 +34,16 @@ class Router final : public http::Handler {
   void set_ready(bool ready);
   // Called (on a worker thread) after a notification is stored, to wake the dispatcher.
   void set_outbox_listener(std::function<void()> listener);
+  // What /metrics shows; the app adds its collectors here. Lives as long as the router.
+  metrics::Registry& metrics();
 
  private:
   std::shared_ptr<const Config> config() const;
+  // The response to `request`, whose path matched routes()[route_index] with `params` (or no route, when
+  // route_index is past the table).
+  boost::asio::awaitable<http::Response> respond(http::Request request, std::size_t route_index,
+                                                 std::vector<std::string> params);
+  http::Response metrics_response(const http::Request& request, const Config& config) const;
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -21,6 +21,7 @@
 #include "daemon/fanout/callbacks.hpp"
 #include "daemon/fanout/dispatcher.hpp"
 #include "daemon/http/server.hpp"
+#include "daemon/metrics/collectors/daemon_collectors.hpp"
 #include "daemon/model/log.hpp"
 #include "daemon/service/logging.hpp"
 #include "daemon/service/service_notifier.hpp"
@@ -146,6 +147,7 @@ int run_daemon(const std::string& config_path) {
         return std::nullopt;
       }};
   fanout::Dispatcher dispatcher(io.get_executor(), std::move(deps));
+  metrics::add_daemon_collectors(router.metrics(), dispatcher, *transports);  // read by GET /metrics
   router.set_outbox_listener([&dispatcher] { dispatcher.wake(); });
   std::uint16_t port = 0;
   try {

@@ -509,6 +509,14 @@ const std::vector<KeyRule<SmsConfig>>& sms_rules() {
   return rules;
 }
 
+const std::vector<KeyRule<MetricsConfig>>& metrics_rules() {
+  static const std::vector<KeyRule<MetricsConfig>> rules = {
+      string_key("bearer_token", &MetricsConfig::bearer_token),
+      secret_file_key("bearer_token_file", &MetricsConfig::bearer_token),
+  };
+  return rules;
+}
+
 // A section: a sub-table checked by its own rules, plus checks that span several of its keys.
 template <class Section>
 KeyRule<Config> section_key(std::string_view key, Section Config::*member,
@@ -540,6 +548,20 @@ void check_sms(const toml::table& table, const std::string& path, SmsConfig&, Co
   check_secret_source(table, path, "auth_token", "auth_token_file", false, ctx);
 }
 
+// A scraper sends the token in `Authorization: Bearer <token>`: spaces and control characters would not
+// survive in a header value. The message never shows the token.
+void check_metrics(const toml::table& table, const std::string& path, MetricsConfig& metrics, Context& ctx) {
+  check_secret_source(table, path, "bearer_token", "bearer_token_file", false, ctx);
+  const auto is_visible_ascii = [](char c) { return c > 0x20 && c < 0x7f; };
+  if (!std::all_of(metrics.bearer_token.begin(), metrics.bearer_token.end(), is_visible_ascii)) {
+    const char* key = table.contains("bearer_token_file") ? "bearer_token_file" : "bearer_token";
+    const toml::node* n = table.get(key);
+    ctx.report(n != nullptr ? n->source() : table.source(), join_path(path, key),
+               "the token may contain only visible ASCII characters (no spaces or control characters)");
+    metrics.bearer_token.clear();
+  }
+}
+
 const std::vector<KeyRule<Config>>& root_rules() {
   static const std::vector<KeyRule<Config>> rules = {
       section_key("server", &Config::server, server_rules),
@@ -556,6 +578,7 @@ const std::vector<KeyRule<Config>>& root_rules() {
       section_key("apns", &Config::apns, apns_rules),
       section_key("fcm", &Config::fcm, fcm_rules),
       section_key("sms", &Config::sms, sms_rules, check_sms),
+      section_key("metrics", &Config::metrics, metrics_rules, check_metrics),
   };
   return rules;
 }
@@ -683,7 +706,9 @@ std::string describe_config(const Config& config) {
       << "[sms]\n"
       << "url = " << toml_string(config.sms.url) << "\n"
       << "account_sid = " << toml_string(config.sms.account_sid) << "\n"
-      << "auth_token = " << redacted(config.sms.auth_token) << "\n";
+      << "auth_token = " << redacted(config.sms.auth_token) << "\n\n"
+      << "[metrics]\n"
+      << "bearer_token = " << redacted(config.metrics.bearer_token) << "\n";
   return out.str();
 }
 

@@ -62,6 +62,11 @@ struct SmsConfig {
   std::string auth_token;  // or auth_token_file
 };
 
+// GET /metrics: open to anyone who can reach the listener unless a bearer token is set.
+struct MetricsConfig {
+  std::string bearer_token;  // from `bearer_token` or the file named by `bearer_token_file`; empty: no auth
+};
+
 struct Config {
   std::string source_path;  // the file it was read from
   ServerConfig server;
@@ -71,6 +76,7 @@ struct Config {
   ApnsConfig apns;
   FcmConfig fcm;
   SmsConfig sms;
+  MetricsConfig metrics;
 };
 
 class ConfigError : public std::runtime_error {

@@ -433,6 +433,9 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         co_await deps.transport_for(d.binding_type).deliver(std::move(delivery));
     --in_flight_per_credential[pace_key];
     int attempts = d.attempts + 1;
+    bump([&](DispatcherStats& s) {
+      ++s.by_channel[d.binding_type].attempts[transport::to_string(result.outcome)];
+    });
 
     switch (result.outcome) {
       case Outcome::delivered:
@@ -451,7 +454,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
           if (removed && *removed) {
             fanout_log()->info("[{}][{}][{}] binding removed: provider says {} ({})", n.service_sid, n.sid,
                                *d.binding_sid, result.reason, result.provider_status);
-            bump([](DispatcherStats& s) { ++s.bindings_removed; });
+            bump([&](DispatcherStats& s) {
+              ++s.bindings_removed;
+              ++s.by_channel[d.binding_type].bindings_removed;
+            });
           } else if (removed) {
             fanout_log()->info("[{}][{}][{}] binding kept: it registered again after the provider's {}",
                                n.service_sid, n.sid, *d.binding_sid, result.reason);
@@ -540,16 +546,23 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     --p.remaining;
     if (state == DeliveryState::delivered) {
       ++p.delivered;
-      bump([](DispatcherStats& s) { ++s.delivered; });
+      bump([&](DispatcherStats& s) {
+        ++s.delivered;
+        ++s.by_channel[d.binding_type].delivered;
+      });
     } else if (state == DeliveryState::failed) {
       ++p.failed;
       bump([&](DispatcherStats& s) {
         ++s.failed;
         ++s.failed_by_reason[reason.empty() ? "unknown" : reason];
+        ++s.by_channel[d.binding_type].failed;
       });
     } else {
       ++p.expired;
-      bump([](DispatcherStats& s) { ++s.expired; });
+      bump([&](DispatcherStats& s) {
+        ++s.expired;
+        ++s.by_channel[d.binding_type].expired;
+      });
     }
     if (state != DeliveryState::delivered && ctx) {
       fanout_log()->warn("[{}][{}][{}] delivery {} after {} attempts: {}{}", ctx->record.service_sid,

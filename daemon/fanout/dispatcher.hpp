@@ -41,6 +41,15 @@ struct DispatcherOptions {
   unsigned store_threads = 4;
 };
 
+// Counts of one channel (binding type), for metrics.
+struct ChannelStats {
+  std::uint64_t delivered = 0;  // final outcomes, as in DispatcherStats
+  std::uint64_t failed = 0;
+  std::uint64_t expired = 0;
+  std::uint64_t bindings_removed = 0;
+  std::map<std::string, std::uint64_t> attempts;  // transport results, by transport::to_string(outcome)
+};
+
 struct DispatcherStats {
   std::uint64_t accepted = 0;  // notifications resolved (query) or taken (direct)
   std::uint64_t delivered = 0;
@@ -51,6 +60,7 @@ struct DispatcherStats {
   std::uint64_t in_flight = 0;
   std::int64_t queue_depth = 0;  // pending deliveries in the store, as last counted
   std::map<std::string, std::uint64_t> failed_by_reason;
+  std::map<std::string, ChannelStats> by_channel;  // binding type -> its counts
 };
 
 struct DispatcherDeps {

@@ -253,8 +253,8 @@ TEST(ConfigErrorTest, UnknownTopLevelKey) {
 }
 
 TEST(ConfigErrorTest, UnknownTopLevelTable) {
-  expect_error("[server]\nlisten = \"127.0.0.1:1\"\n\n[metrics]\nenabled = true\n" + account_block(),
-               "metrics", 4, "unknown key");
+  expect_error("[server]\nlisten = \"127.0.0.1:1\"\n\n[telemetry]\nenabled = true\n" + account_block(),
+               "telemetry", 4, "unknown key");
 }
 
 TEST(ConfigErrorTest, UnknownKeyInServer) {
@@ -584,6 +584,63 @@ TEST(ConfigTest, ShutdownTimeoutInSecondsAsDesignNamesIt) {
   const Config c = parse_config("[server]\nshutdown_timeout = 25\n" + account_block(), kOrigin);
   EXPECT_EQ(c.server.shutdown_timeout_ms, 25000u);
   expect_error("[server]\nshutdown_timeout = 0\n" + account_block(), "server.shutdown_timeout", 2);
+}
+
+// ---- [metrics] ----
+
+TEST(ConfigMetricsTest, NoBearerTokenByDefault) {
+  const Config c = parse_config(account_block(), kOrigin);
+  EXPECT_EQ(c.metrics.bearer_token, "");
+}
+
+TEST(ConfigMetricsTest, BearerTokenInline) {
+  const Config c = parse_config("[metrics]\nbearer_token = \"scrape-token-1\"\n" + account_block(), kOrigin);
+  EXPECT_EQ(c.metrics.bearer_token, "scrape-token-1");
+}
+
+TEST(ConfigMetricsTest, BearerTokenFileFromCredentialsDirectory) {
+  TempDir dir;
+  dir.write("etc/metrics-token", "beside-config");
+  dir.write("credentials/metrics-token", "from-credentials\n");
+  ScopedCredentialsDirectory env(dir.path() / "credentials");
+  const Config c = parse_config("[metrics]\nbearer_token_file = \"metrics-token\"\n" + account_block(),
+                                (dir.path() / "etc" / "notifyd.toml").string());
+  EXPECT_EQ(c.metrics.bearer_token, "from-credentials");
+}
+
+TEST(ConfigMetricsTest, BearerTokenFileBesideTheConfig) {
+  ScopedCredentialsDirectory env(std::nullopt);
+  TempDir dir;
+  dir.write("metrics-token", "beside\n");
+  const Config c = parse_config("[metrics]\nbearer_token_file = \"metrics-token\"\n" + account_block(),
+                                (dir.path() / "notifyd.toml").string());
+  EXPECT_EQ(c.metrics.bearer_token, "beside");
+}
+
+TEST(ConfigMetricsTest, Errors) {
+  ScopedCredentialsDirectory env(std::nullopt);
+  expect_error("[metrics]\nbearer_token = \"a\"\nbearer_token_file = \"b\"\n" + account_block(),
+               "metrics.bearer_token_file", 3, "not both");
+  expect_error("[metrics]\nbearer_token_file = \"/nonexistent/metrics-token\"\n" + account_block(),
+               "metrics.bearer_token_file", 2, "cannot read");
+  expect_error("[metrics]\nbearer_token = 42\n" + account_block(), "metrics.bearer_token", 2,
+               "expected a string");
+  expect_error("[metrics]\npath = \"/metrics\"\n" + account_block(), "metrics.path", 2, "unknown key");
+  // Not sendable in an Authorization header; the message does not echo the token.
+  const std::string message = error_of("[metrics]\nbearer_token = \"has space-secret\"\n" + account_block());
+  EXPECT_NE(message.find("test.toml:2: metrics.bearer_token: the token may contain only visible ASCII"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("space-secret"), std::string::npos) << message;
+}
+
+TEST(ConfigMetricsTest, DescribeRedactsTheBearerToken) {
+  const std::string dump = describe_config(
+      parse_config("[metrics]\nbearer_token = \"scrape-secret-xyz\"\n" + account_block(), kOrigin));
+  EXPECT_EQ(dump.find("scrape-secret-xyz"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("[metrics]\nbearer_token = \"<redacted>\""), std::string::npos) << dump;
+  // The dump still reads back as a valid configuration.
+  EXPECT_EQ(parse_config(dump, kOrigin).metrics.bearer_token, "<redacted>");
 }
 
 }  // namespace

@@ -329,4 +329,15 @@ http2::PoolStats ApnsTransport::stats() const {
   return total;
 }
 
+std::uint64_t ApnsTransport::token_mints() const {
+  std::vector<std::shared_ptr<ProviderTokenCache>> caches;
+  {
+    std::lock_guard lk(impl_->mu);
+    for (auto& [key, cache] : impl_->tokens) caches.push_back(cache);
+  }
+  std::uint64_t n = 0;
+  for (auto& cache : caches) n += cache->mint_count();
+  return n;
+}
+
 }  // namespace notifyd::transport

@@ -48,6 +48,8 @@ class ApnsTransport final : public Transport {
   // reload retired (their counters stay in the totals once they are gone).
   std::size_t pool_count() const;
   http2::PoolStats stats() const;
+  // Provider tokens (ES256 JWTs) minted so far, across token-auth credentials.
+  std::uint64_t token_mints() const;
 
  private:
   struct Impl;

@@ -55,6 +55,7 @@ struct FcmTransport::Impl {
   std::map<std::string, std::shared_ptr<http1::Http1Pool>> token_pools;  // token_uri origin
   // Pools a reload replaced, until their background drain is done.
   std::set<std::shared_ptr<http2::Http2Pool>> retiring;
+  std::uint64_t retired_token_fetches = 0;  // of credentials dropped by a reload that changed the CA
   std::set<std::shared_ptr<http1::Http1Pool>> retiring_token_pools;
   bool draining = false;
 
@@ -173,6 +174,9 @@ void FcmTransport::commit(std::shared_ptr<const Endpoint> next) {
       // The token endpoints' connections trust the old CA file too: every credential starts over.
       for (auto& [origin, pool] : impl_->token_pools) retired_token_pools.push_back(pool);
       impl_->token_pools.clear();
+      // Their token fetches still count: token_fetches() is a counter and never goes down.
+      for (auto& [key, state] : impl_->credentials)
+        impl_->retired_token_fetches += state->tokens->fetch_count();
       impl_->credentials.clear();
     } else {
       // Only FCM moved: each credential keeps its access token and gets a pool to the new origin.
@@ -300,13 +304,32 @@ std::size_t FcmTransport::pool_count() const {
 
 std::uint64_t FcmTransport::token_fetches() const {
   std::vector<std::shared_ptr<CredentialState>> states;
+  std::uint64_t n = 0;
+  {
+    std::lock_guard lk(impl_->mu);  // one snapshot: a credential is either live or retired in it
+    for (auto& [k, s] : impl_->credentials) states.push_back(s);
+    n = impl_->retired_token_fetches;
+  }
+  for (auto& s : states) n += s->tokens->fetch_count();
+  return n;
+}
+
+http2::PoolStats FcmTransport::stats() const {
+  std::vector<std::shared_ptr<CredentialState>> states;
   {
     std::lock_guard lk(impl_->mu);
     for (auto& [k, s] : impl_->credentials) states.push_back(s);
   }
-  std::uint64_t n = 0;
-  for (auto& s : states) n += s->tokens->fetch_count();
-  return n;
+  http2::PoolStats total;
+  for (auto& state : states) {
+    auto s = state->pool->stats();
+    total.connections += s.connections;
+    total.streams_in_flight += s.streams_in_flight;
+    total.waiting += s.waiting;
+    total.connections_opened += s.connections_opened;
+    total.goaways += s.goaways;
+  }
+  return total;
 }
 
 }  // namespace notifyd::transport

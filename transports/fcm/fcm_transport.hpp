@@ -44,6 +44,7 @@ class FcmTransport final : public Transport {
 
   std::size_t pool_count() const;
   std::uint64_t token_fetches() const;  // across credentials
+  http2::PoolStats stats() const;       // the FCM pools' combined stats (token endpoints not included)
 
  private:
   struct Impl;

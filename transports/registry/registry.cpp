@@ -88,4 +88,9 @@ boost::asio::awaitable<void> TransportRegistry::drain() {
   co_await impl_->sms->drain();
 }
 
+std::vector<TransportStats> TransportRegistry::stats() const {
+  return {{"apns", impl_->apns->pool_count(), impl_->apns->stats(), impl_->apns->token_mints()},
+          {"fcm", impl_->fcm->pool_count(), impl_->fcm->stats(), impl_->fcm->token_fetches()}};
+}
+
 }  // namespace notifyd::transport

@@ -9,11 +9,21 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "daemon/config/config.hpp"
+#include "transports/http2/pool.hpp"
 #include "transports/transport.hpp"
 
 namespace notifyd::transport {
+
+// What one pooled transport reports for metrics.
+struct TransportStats {
+  std::string_view transport;         // "apns", "fcm"
+  std::size_t pools = 0;              // one per credential (and endpoint)
+  http2::PoolStats pool;              // summed over its pools
+  std::uint64_t token_refreshes = 0;  // APNs provider tokens minted; FCM access tokens fetched
+};
 
 class TransportRegistry {
  public:
@@ -33,6 +43,8 @@ class TransportRegistry {
 
   // Drains every transport (GOAWAY, finish in flight, close).
   boost::asio::awaitable<void> drain();
+  // Pool and token counts of the HTTP/2 transports (APNs, FCM). Thread-safe.
+  std::vector<TransportStats> stats() const;
 
  private:
   struct Impl;
