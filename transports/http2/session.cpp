@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstring>
 #include <limits>
@@ -18,7 +19,7 @@ namespace notifyd::http2 {
 
 struct Session::Stream {
   std::int32_t id = 0;
-  H2Request request;
+  std::shared_ptr<const H2Request> request;  // never null
   std::size_t body_offset = 0;
   H2Response response;
   Completion on_complete;
@@ -58,7 +59,7 @@ struct Session::Callbacks {
                            std::uint32_t* data_flags, nghttp2_data_source* source, void*) {
     auto* st = static_cast<Stream*>(source->ptr);
     if (st->completed) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // cancelled: reset the stream
-    const std::string& body = st->request.body;
+    const std::string& body = st->request->body;
     std::size_t n = std::min(length, body.size() - st->body_offset);
     std::memcpy(buf, body.data() + st->body_offset, n);
     st->body_offset += n;
@@ -235,6 +236,10 @@ bool Session::can_submit() const {
 }
 
 SubmitResult Session::submit(H2Request request, Completion on_complete) {
+  return submit(std::make_shared<const H2Request>(std::move(request)), std::move(on_complete));
+}
+
+SubmitResult Session::submit(std::shared_ptr<const H2Request> request, Completion on_complete) {
   SubmitResult out;
   if (failed_ || shutting_down_ || nghttp2_session_check_request_allowed(session_) == 0) {
     out.failure = H2Failure::refused;
@@ -252,22 +257,32 @@ SubmitResult Session::submit(H2Request request, Completion on_complete) {
 
   static const std::string kMethod = ":method", kScheme = ":scheme", kAuthority = ":authority",
                            kPath = ":path";
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(4 + st->request.headers.size());
-  nv.push_back(make_nv(kMethod, st->request.method));
-  nv.push_back(make_nv(kScheme, options_.scheme));
-  nv.push_back(make_nv(kAuthority, options_.authority));
-  nv.push_back(make_nv(kPath, st->request.path));
-  for (const auto& [name, value] : st->request.headers) {
+  const H2Request& req = *st->request;
+  // nghttp2 copies the array (not the strings) inside nghttp2_submit_request: a stack array serves the
+  // usual request (APNs: 4 pseudo-headers and up to 8 headers), a vector only a larger one.
+  constexpr std::size_t kStackNv = 16;
+  std::array<nghttp2_nv, kStackNv> stack_nv;
+  std::vector<nghttp2_nv> heap_nv;
+  nghttp2_nv* nv = stack_nv.data();
+  const std::size_t nvlen = 4 + req.headers.size();
+  if (nvlen > kStackNv) {
+    heap_nv.resize(nvlen);
+    nv = heap_nv.data();
+  }
+  nv[0] = make_nv(kMethod, req.method);
+  nv[1] = make_nv(kScheme, options_.scheme);
+  nv[2] = make_nv(kAuthority, options_.authority);
+  nv[3] = make_nv(kPath, req.path);
+  std::size_t i = 4;
+  for (const auto& [name, value] : req.headers) {
     // Credentials stay out of the HPACK dynamic table (and out of any log line).
-    nv.push_back(
-        make_nv(name, value, name == "authorization" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE));
+    nv[i++] = make_nv(name, value, name == "authorization" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
   }
   nghttp2_data_provider provider{};
   provider.source.ptr = st.get();
   provider.read_callback = &Callbacks::read_body;
-  std::int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(),
-                                           st->request.body.empty() ? nullptr : &provider, st.get());
+  std::int32_t id =
+      nghttp2_submit_request(session_, nullptr, nv, nvlen, req.body.empty() ? nullptr : &provider, st.get());
   if (id < 0) {
     out.failure = id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? H2Failure::refused : H2Failure::reset;
     out.detail = nghttp2_strerror(id);
@@ -275,8 +290,8 @@ SubmitResult Session::submit(H2Request request, Completion on_complete) {
   }
   st->id = id;
   if (log_->should_log(spdlog::level::debug)) {  // redact_path allocates: only when it is logged
-    log_->debug("{}[S{}] {} {} ({} body bytes)", options_.log_prefix, id, st->request.method,
-                redact_path(st->request.path), st->request.body.size());
+    log_->debug("{}[S{}] {} {} ({} body bytes)", options_.log_prefix, id, req.method, redact_path(req.path),
+                req.body.size());
   }
   streams_.emplace(id, std::move(st));
   out.stream_id = id;
@@ -395,7 +410,7 @@ std::int32_t Session::stream_remote_window(std::int32_t stream_id) const {
 bool Session::flow_blocked() const {
   if (remote_window() > 0) return false;  // the common case, without scanning the streams
   bool pending_body = std::any_of(streams_.begin(), streams_.end(), [](const auto& e) {
-    return !e.second->completed && e.second->body_offset < e.second->request.body.size();
+    return !e.second->completed && e.second->body_offset < e.second->request->body.size();
   });
   return pending_body;
 }

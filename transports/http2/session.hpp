@@ -53,6 +53,9 @@ class Session {
   bool can_submit() const;
   // Opens a stream for `request` (body sent through a data provider, respecting flow control).
   // `on_complete` runs once, from inside receive()/take_output()/fail_all()/cancel(), never from submit().
+  // The session holds `request` until nghttp2 closes the stream (HPACK reads the header strings in place);
+  // a caller that may resend it (Http2Pool on `refused`) shares it instead of copying it.
+  SubmitResult submit(std::shared_ptr<const H2Request> request, Completion on_complete);
   SubmitResult submit(H2Request request, Completion on_complete);
   // Resets an open stream with CANCEL and completes it with `failure` (e.g. timeout). False if unknown.
   bool cancel(std::int32_t stream_id, H2Failure failure, std::string detail);
