@@ -1,8 +1,9 @@
 // Http2Pool: the connections to one origin and the sends waiting for a stream slot. Everything in Impl
-// runs on one strand. A send is one heap object (PendingSend: the shared request, the caller's completion
-// handler, its deadline) handed to the strand through a mutex-guarded inbox, one strand post per batch;
-// its stream's completion posts the result straight to the caller's executor. No coroutine and no timer
-// per send: one deadline timer per pool sweeps the sends in deadline order (they are accepted in that order).
+// runs on one strand. A send is one heap object (PendingSend: the request, the caller's completion
+// handler, its deadline) handed to the strand through a mutex-guarded inbox, one strand post per batch of
+// sends; the results of a batch of completed streams go back to their callers' executor in one post. No
+// coroutine and no timer per send: one deadline timer per pool sweeps the sends in deadline order (they are
+// accepted in that order).
 // stats() reads atomics only, from any thread.
 #include "transports/http2/pool.hpp"
 
@@ -59,24 +60,32 @@ void log_exception(const std::shared_ptr<spdlog::logger>& log, const char* what,
   }
 }
 
-// One send from acceptance to its result. Owned by the pool from enqueue() until complete(), which hands the
-// result to the caller and deletes it. On the strand it is in `deadlines` always and, at any time, either in
-// the queue (waiting for a stream slot) or on a connection (`conn`, `stream_id`).
+// One send from acceptance to its result, with its request in the same allocation. The pool's reference
+// (`self`) lives from enqueue() until its result is handed over; a Session stream shares the request (an
+// aliasing shared_ptr) until nghttp2 closes the stream, which may be later. On the strand it is in
+// `deadlines` always and, at any time, either in the queue (waiting for a stream slot) or on a connection
+// (`conn`, `stream_id`).
 struct PendingSend {
   using Hook = bi::list_member_hook<>;  // safe mode: is_linked()
 
-  explicit PendingSend(std::shared_ptr<const H2Request> r) : request(std::move(r)) {}
+  PendingSend(H2Request r, asio::any_io_executor caller)
+      : work(std::move(caller)), request_storage(std::move(r)) {}
   virtual ~PendingSend() = default;
   PendingSend(const PendingSend&) = delete;
   PendingSend& operator=(const PendingSend&) = delete;
 
-  // Posts `result` to the caller's executor and deletes this. Must be unlinked from both lists first.
-  virtual void complete(H2Result result) = 0;
+  // Runs the caller's completion handler; called on the caller's executor (`work`), never on the strand.
+  virtual void invoke(H2Result result) = 0;
 
+  // What a stream holds; a retry after `refused` resends this very request (same apns-id).
+  std::shared_ptr<const H2Request> request() const { return {self, &request_storage}; }
+
+  // The caller's executor, with outstanding work while the send is pending.
+  asio::executor_work_guard<asio::any_io_executor> work;
   Hook by_deadline;
   Hook in_queue;
-  // Shared with the Session's stream: a retry after `refused` resends this very request (same apns-id).
-  std::shared_ptr<const H2Request> request;
+  H2Request request_storage;
+  std::shared_ptr<PendingSend> self;
   Clock::time_point deadline{};
   std::shared_ptr<Connection> conn;  // while a stream is open for it
   std::int32_t stream_id = 0;
@@ -86,24 +95,26 @@ struct PendingSend {
 
 template <class Handler>
 struct PendingSendOf final : PendingSend {
-  using Executor = asio::associated_executor_t<Handler>;
-
-  PendingSendOf(std::shared_ptr<const H2Request> r, Handler h)
-      : PendingSend(std::move(r)), handler(std::move(h)), work(asio::get_associated_executor(handler)) {}
-
-  void complete(H2Result result) override {
-    // Posted, never run inline: the caller's coroutine must not resume inside the pool's strand (nor inside
-    // a Session callback).
-    Executor ex = work.get_executor();
-    asio::post(ex, [h = std::move(handler), r = std::move(result), w = std::move(work)]() mutable {
-      std::move(h)(std::move(r));
-    });
-    delete this;
-  }
-
+  PendingSendOf(H2Request r, Handler h)
+      : PendingSend(std::move(r), asio::get_associated_executor(h)), handler(std::move(h)) {}
+  void invoke(H2Result result) override { std::move(handler)(std::move(result)); }
   Handler handler;
-  asio::executor_work_guard<Executor> work;  // the caller's executor has work while its send is pending
 };
+
+// A result waiting to be handed to its caller.
+struct Finished {
+  std::shared_ptr<PendingSend> send;
+  H2Result result;
+};
+
+// Runs on the callers' executor: hands each result over (resuming each caller in turn), then releases the
+// work the send held.
+void hand_over(std::vector<Finished>& batch) {
+  for (auto& f : batch) {
+    f.send->invoke(std::move(f.result));
+    f.send->work.reset();
+  }
+}
 
 using DeadlineList =
     bi::list<PendingSend, bi::member_hook<PendingSend, PendingSend::Hook, &PendingSend::by_deadline>>;
@@ -133,9 +144,9 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
     // stop() completes every send before the last reference goes; only an io_context destroyed with the
     // stop still queued gets here with sends left: their handlers (and the callers' frames) are destroyed.
     queue_.clear();
-    deadlines_.clear_and_dispose([](PendingSend* p) { delete p; });
+    deadlines_.clear_and_dispose([](PendingSend* p) { p->self.reset(); });
     std::lock_guard lk(inbox_mu_);
-    for (PendingSend* p : inbox_) delete p;
+    for (PendingSend* p : inbox_) p->self.reset();
   }
 
   // ---- connections ----
@@ -257,7 +268,9 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
     const auto deadline = Clock::now() + options_.request_timeout;
     for (PendingSend* p : taking_) {
       if (draining_) {
-        p->complete(H2Result{H2Failure::shutting_down, {}, "pool draining"});
+        finished_.push_back(
+            Finished{std::move(p->self), H2Result{H2Failure::shutting_down, {}, "pool draining"}});
+        schedule_hand_over();
         continue;
       }
       p->deadline = deadline;
@@ -300,7 +313,7 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
           continue;
         }
         auto sub = conn->submit(
-            p.request, [this, pp = &p](std::int32_t, H2Result r) { on_stream_done(*pp, std::move(r)); });
+            p.request(), [this, pp = &p](std::int32_t, H2Result r) { on_stream_done(*pp, std::move(r)); });
         if (!sub) {  // raced with a SETTINGS/GOAWAY change (refused): pick again, bounded like a refusal
           if (sub.failure != H2Failure::refused || ++p.refused > kMaxRefusedRetries) {
             it = unqueue(it);
@@ -346,7 +359,38 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
 
   void finish(PendingSend& p, H2Result result) {
     deadlines_.erase(deadlines_.iterator_to(p));
-    p.complete(std::move(result));
+    finished_.push_back(Finished{std::move(p.self), std::move(result)});
+    schedule_hand_over();
+  }
+
+  // Results go to their callers once per strand turn, one post per caller executor for the whole batch, not
+  // one post per send. Never inline: a caller's coroutine must not resume on the pool's strand (nor inside a
+  // Session callback).
+  void schedule_hand_over() {
+    if (hand_over_posted_) return;
+    hand_over_posted_ = true;
+    asio::post(strand_, [self = shared_from_this()] { self->hand_over_finished(); });
+  }
+
+  void hand_over_finished() {
+    hand_over_posted_ = false;
+    std::vector<Finished> batch;
+    batch.swap(finished_);
+    std::size_t first = 0;
+    while (first < batch.size()) {
+      const asio::any_io_executor ex = batch[first].send->work.get_executor();
+      std::size_t end = first + 1;
+      while (end < batch.size() && batch[end].send->work.get_executor() == ex) ++end;
+      std::vector<Finished> part;
+      if (first == 0 && end == batch.size()) {
+        part.swap(batch);  // the usual case: every caller on one executor
+      } else {
+        part.assign(std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(first)),
+                    std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(end)));
+      }
+      asio::post(ex, [part = std::move(part)]() mutable { hand_over(part); });
+      first = end;
+    }
   }
 
   void schedule_service() {
@@ -462,6 +506,8 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
   bool inbox_posted_ = false;        // guarded by inbox_mu_
   std::vector<PendingSend*> taking_;
 
+  std::vector<Finished> finished_;  // results not yet handed to their callers
+  bool hand_over_posted_ = false;
   DeadlineList deadlines_;  // every accepted send until it completes, oldest (= earliest deadline) first
   SendQueue queue_;         // sends waiting for a stream slot, oldest first (a refused retry goes first)
   bool servicing_ = false;
@@ -493,12 +539,14 @@ Http2Pool::~Http2Pool() {
 // Not a coroutine: the awaitable is the operation itself, so a send costs one PendingSend and the caller's
 // resumption, not a coroutine spawned onto the strand.
 asio::awaitable<H2Result> Http2Pool::send(H2Request request) {
-  auto initiate = [](auto handler, std::shared_ptr<Impl> impl, std::shared_ptr<const H2Request> req) {
+  auto initiate = [](auto handler, std::shared_ptr<Impl> impl, H2Request req) {
     using Handler = std::decay_t<decltype(handler)>;
-    impl->enqueue(new PendingSendOf<Handler>(std::move(req), std::move(handler)));
+    auto p = std::make_shared<PendingSendOf<Handler>>(std::move(req), std::move(handler));  // one allocation
+    p->self = p;
+    impl->enqueue(p.get());
   };
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(H2Result)>(
-      std::move(initiate), asio::use_awaitable, impl_, std::make_shared<const H2Request>(std::move(request)));
+      std::move(initiate), asio::use_awaitable, impl_, std::move(request));
 }
 
 asio::awaitable<void> Http2Pool::drain() {

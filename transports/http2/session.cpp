@@ -166,7 +166,9 @@ struct Session::Callbacks {
                               std::string("request not sent: ") + nghttp2_strerror(lib_error_code)});
     }
     // nghttp2 closes the stream right after this callback if it knows it; otherwise forget it now.
-    if (nghttp2_session_find_stream(session, id) == nullptr) s.streams_.erase(id);
+    if (nghttp2_session_find_stream(session, id) == nullptr) {
+      if (auto it = s.streams_.find(id); it != s.streams_.end()) s.recycle(s.streams_.extract(it));
+    }
     return 0;
   }
 
@@ -175,9 +177,12 @@ struct Session::Callbacks {
     Session& s = self(user_data);
     auto it = s.streams_.find(stream_id);
     if (it == s.streams_.end()) return 0;
-    std::unique_ptr<Stream> st = std::move(it->second);
-    s.streams_.erase(it);
-    if (st->completed) return 0;
+    StreamMap::node_type node = s.streams_.extract(it);
+    Stream* st = node.mapped().get();
+    if (st->completed) {
+      s.recycle(std::move(node));
+      return 0;
+    }
     H2Result r;
     if (s.goaway_received_ && stream_id > s.goaway_last_stream_id_) {
       r.failure = H2Failure::refused;
@@ -199,6 +204,7 @@ struct Session::Callbacks {
     }
     st->completed = true;
     s.done_.emplace_back(std::move(st->on_complete), std::make_pair(stream_id, std::move(r)));
+    s.recycle(std::move(node));
     return 0;
   }
 };
@@ -251,7 +257,13 @@ SubmitResult Session::submit(std::shared_ptr<const H2Request> request, Completio
     out.detail = "peer's MAX_CONCURRENT_STREAMS reached";
     return out;
   }
-  auto st = std::make_unique<Stream>();
+  StreamMap::node_type node;  // a recycled one when there is one; else a fresh Stream, emplaced below
+  if (!spare_streams_.empty()) {
+    node = std::move(spare_streams_.back());
+    spare_streams_.pop_back();
+  }
+  std::unique_ptr<Stream> fresh;
+  Stream* st = node ? node.mapped().get() : (fresh = std::make_unique<Stream>()).get();
   st->request = std::move(request);
   st->on_complete = std::move(on_complete);
 
@@ -279,13 +291,14 @@ SubmitResult Session::submit(std::shared_ptr<const H2Request> request, Completio
     nv[i++] = make_nv(name, value, name == "authorization" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
   }
   nghttp2_data_provider provider{};
-  provider.source.ptr = st.get();
+  provider.source.ptr = st;
   provider.read_callback = &Callbacks::read_body;
   std::int32_t id =
-      nghttp2_submit_request(session_, nullptr, nv, nvlen, req.body.empty() ? nullptr : &provider, st.get());
+      nghttp2_submit_request(session_, nullptr, nv, nvlen, req.body.empty() ? nullptr : &provider, st);
   if (id < 0) {
     out.failure = id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? H2Failure::refused : H2Failure::reset;
     out.detail = nghttp2_strerror(id);
+    if (node) recycle(std::move(node));
     return out;
   }
   st->id = id;
@@ -293,9 +306,21 @@ SubmitResult Session::submit(std::shared_ptr<const H2Request> request, Completio
     log_->debug("{}[S{}] {} {} ({} body bytes)", options_.log_prefix, id, req.method, redact_path(req.path),
                 req.body.size());
   }
-  streams_.emplace(id, std::move(st));
+  if (node) {
+    node.key() = id;
+    streams_.insert(std::move(node));
+  } else {
+    streams_.emplace(id, std::move(fresh));
+  }
   out.stream_id = id;
   return out;
+}
+
+void Session::recycle(StreamMap::node_type node) {
+  constexpr std::size_t kMaxSpare = 256;
+  if (spare_streams_.size() >= kMaxSpare) return;
+  *node.mapped() = Stream{};  // drops the request and the completion now
+  spare_streams_.push_back(std::move(node));
 }
 
 bool Session::cancel(std::int32_t stream_id, H2Failure failure, std::string detail) {
@@ -318,13 +343,13 @@ void Session::flush_completions() {
   if (flushing_) return;  // the outermost call flushes
   flushing_ = true;
   while (!done_.empty()) {
-    auto batch = std::move(done_);
-    done_.clear();
-    for (auto& [fn, arg] : batch) {
+    running_.swap(done_);  // both keep their capacity: no allocation per flush
+    for (auto& [fn, arg] : running_) {
       log_->debug("{}[S{}] done: {} status={} {}", options_.log_prefix, arg.first,
                   to_string(arg.second.failure), arg.second.response.status, arg.second.detail);
       if (fn) fn(arg.first, std::move(arg.second));
     }
+    running_.clear();
   }
   flushing_ = false;
 }
