@@ -228,7 +228,10 @@ asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> self) {
   std::string out;
   while (!self->closed_) {
     out.clear();
+    const std::size_t open_before = self->session_.open_streams();
     self->session_.take_output(out, kWriteChunk);
+    // Sending a RST_STREAM (a cancelled stream) closes it: the pool may now place a waiting send here.
+    if (self->session_.open_streams() < open_before) self->notify();
     if (!out.empty()) {
       auto [ec, n] = co_await asio::async_write(self->stream_, asio::buffer(out), kToken);
       if (self->closed_) co_return;
