@@ -6,6 +6,8 @@
 //         its "finished in" line gives req/s; the fake must count N more requests.
 //     (b) N deliveries through ApnsTransport (max_connections = C) from C*M coroutines, each looping over
 //         its share; wall time gives pushes/s. Every delivery must be `delivered`, the fake must count N.
+//     (a) and (b) run --rounds times (3), alternating which goes first; each round's ratio is printed and the
+//     figure is their median.
 //     Ratio (b)/(a). CPU: h2load's is RUSAGE_CHILDREN, the fake's is this process's during (a); during (b)
 //     the transport's is its "bench-io" threads' (/proc/self/task/*/stat), the fake's the rest. (c) split:
 //     the same N requests straight through one Http2Pool::send (no APNs layer).
