@@ -2,6 +2,7 @@
 // multiplexing, growth, GOAWAY, connection loss, TLS failures, idle close and PING. Every wait is bounded.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -9,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "tests/support/fake_h2_server.hpp"
@@ -201,6 +203,74 @@ TEST_F(Http2PoolTest, RequestTimeout) {
   auto r = send_one(pool);
   EXPECT_EQ(r.failure, H2Failure::timeout) << r.detail;
   EXPECT_EQ(pool.stats().connections, 1u) << "a slow stream does not kill the connection";
+}
+
+// One deadline timer per pool serves every send: those on a stream are cancelled (RST_STREAM), those still
+// waiting for a slot leave the queue; both fail as timeouts, and the pool then serves new sends.
+TEST_F(Http2PoolTest, RequestTimeoutEndsSendsOnStreamsAndSendsWaitingForASlot) {
+  FakeH2Options so;
+  so.max_concurrent_streams = 2;
+  FakeH2Server server(so);
+  server.set_response_delay(3s);
+  auto o = options_for(server);
+  o.max_connections = 1;
+  o.request_timeout = 300ms;
+  Http2Pool pool(io_.get_executor(), o);
+  auto results = send_all(pool, 5);
+  std::size_t on_stream = 0, waiting = 0;
+  for (const auto& r : results) {
+    ASSERT_EQ(r.failure, H2Failure::timeout) << r.detail;
+    on_stream += r.detail == "no response within request_timeout" ? 1 : 0;
+    waiting += r.detail == "no stream slot within request_timeout" ? 1 : 0;
+  }
+  EXPECT_EQ(on_stream, 2u) << "the peer allows 2 streams";
+  EXPECT_EQ(waiting, 3u);
+  EXPECT_EQ(pool.stats().streams_in_flight, 0u);
+  EXPECT_EQ(pool.stats().waiting, 0u);
+  server.set_response_delay(0ms);
+  EXPECT_TRUE(all_ok({send_one(pool)})) << "the pool serves new sends after the timeouts";
+  EXPECT_EQ(server.connections_accepted(), 1u);
+}
+
+// Resumes on whatever thread the pool hands the result over; counts the resumptions on `expected`.
+asio::awaitable<H2Result> send_noting_thread(Http2Pool& pool, H2Request req, std::thread::id expected,
+                                             std::shared_ptr<std::atomic<std::size_t>> on_expected) {
+  H2Result r = co_await pool.send(std::move(req));
+  if (std::this_thread::get_id() == expected) on_expected->fetch_add(1);
+  co_return r;
+}
+
+// Callers on another io_context (another thread) than the pool's: each result resumes its caller on the
+// caller's own executor, never on the pool's thread.
+TEST_F(Http2PoolTest, ResultsResumeCallersOnTheirOwnExecutor) {
+  FakeH2Server server;
+  server.set_response_delay(50ms);
+  Http2Pool pool(io_.get_executor(), options_for(server));
+  asio::io_context callers;
+  auto guard = asio::make_work_guard(callers);
+  std::thread callers_thread([&] { callers.run(); });
+  constexpr std::size_t kSends = 20;
+  auto results = std::make_shared<std::vector<std::optional<H2Result>>>(kSends);
+  auto on_caller_thread = std::make_shared<std::atomic<std::size_t>>(0);
+  auto done = std::make_shared<std::atomic<std::size_t>>(0);
+  for (std::size_t i = 0; i < kSends; ++i) {
+    H2Request req;
+    req.path = "/3/device/" + std::to_string(i);
+    req.body = "{}";
+    asio::co_spawn(callers,
+                   send_noting_thread(pool, std::move(req), callers_thread.get_id(), on_caller_thread),
+                   [results, done, i](std::exception_ptr, H2Result r) {
+                     (*results)[i] = std::move(r);
+                     done->fetch_add(1);
+                   });
+  }
+  bool finished = run_until([&] { return done->load() == kSends; });
+  guard.reset();
+  callers.stop();
+  callers_thread.join();
+  ASSERT_TRUE(finished) << done->load() << " of " << kSends << " sends finished";
+  EXPECT_EQ(on_caller_thread->load(), kSends);
+  for (const auto& r : *results) EXPECT_TRUE(all_ok({*r}));
 }
 
 TEST_F(Http2PoolTest, AlpnWithoutH2IsConnectFailed) {

@@ -105,7 +105,11 @@ struct ApnsTransport::Impl {
   bool draining = false;
 
   static std::string key_of(const CredentialRecord& c) {
-    return c.sid + "/" + std::to_string(c.date_updated) + (c.sandbox ? "/sandbox" : "/production");
+    std::string key;  // built per delivery: one allocation, not one per `+`
+    key.reserve(c.sid.size() + 32);
+    key.append(c.sid).append("/").append(std::to_string(c.date_updated));
+    key.append(c.sandbox ? "/sandbox" : "/production");
+    return key;
   }
 
   bool is_draining() const {

@@ -134,7 +134,7 @@ asio::awaitable<std::string> Connection::connect() {
   co_return std::string();
 }
 
-SubmitResult Connection::submit(H2Request request, Session::Completion on_complete) {
+SubmitResult Connection::submit(std::shared_ptr<const H2Request> request, Session::Completion on_complete) {
   if (!ready()) return SubmitResult{0, H2Failure::refused, "connection not ready"};
   auto r = session_.submit(std::move(request), std::move(on_complete));
   if (r) {
@@ -144,9 +144,11 @@ SubmitResult Connection::submit(H2Request request, Session::Completion on_comple
   return r;
 }
 
-void Connection::cancel(std::int32_t stream_id, H2Failure failure, std::string detail) {
-  if (session_.cancel(stream_id, failure, std::move(detail))) signal_write();
+bool Connection::cancel(std::int32_t stream_id, H2Failure failure, std::string detail) {
+  bool cancelled = session_.cancel(stream_id, failure, std::move(detail));
+  if (cancelled) signal_write();
   notify();
+  return cancelled;
 }
 
 void Connection::shutdown() {
@@ -164,6 +166,7 @@ void Connection::close(std::string reason) {
   resolver_.cancel();
   connect_timer_.cancel();
   ready_timer_.cancel();
+  writer_parked_ = false;
   write_timer_.cancel();
   keepalive_timer_.cancel();
   stream_.lowest_layer().shutdown(tcp::socket::shutdown_both, ignored);
@@ -176,7 +179,13 @@ Connection::Clock::duration Connection::idle_for(Clock::time_point now) const {
   return now - last_busy_;
 }
 
-void Connection::signal_write() { write_timer_.cancel(); }
+// Only a parked writer needs waking: a running one takes the session's output again before it parks. This
+// keeps the timer cancel (a reactor lock) off the path of every submit in a batch.
+void Connection::signal_write() {
+  if (!writer_parked_) return;
+  writer_parked_ = false;
+  write_timer_.cancel();
+}
 
 void Connection::notify() {
   ready_timer_.cancel();
@@ -219,7 +228,10 @@ asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> self) {
   std::string out;
   while (!self->closed_) {
     out.clear();
+    const std::size_t open_before = self->session_.open_streams();
     self->session_.take_output(out, kWriteChunk);
+    // Sending a RST_STREAM (a cancelled stream) closes it: the pool may now place a waiting send here.
+    if (self->session_.open_streams() < open_before) self->notify();
     if (!out.empty()) {
       auto [ec, n] = co_await asio::async_write(self->stream_, asio::buffer(out), kToken);
       if (self->closed_) co_return;
@@ -234,7 +246,9 @@ asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> self) {
       co_return;
     }
     self->write_timer_.expires_at(Clock::time_point::max());
+    self->writer_parked_ = true;
     co_await self->write_timer_.async_wait(kToken);
+    self->writer_parked_ = false;
     // Let every submit already queued on the strand land in the session first, so one write carries them
     // all: without this, sends spread over several connections go out one or two frames per syscall
     // (bench/transport measured 30x the sendto calls and a quarter of the rate with two connections).

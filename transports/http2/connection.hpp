@@ -51,8 +51,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // is then dead). Starts the reader, writer and keepalive coroutines.
   boost::asio::awaitable<std::string> connect();
 
-  SubmitResult submit(H2Request request, Session::Completion on_complete);
-  void cancel(std::int32_t stream_id, H2Failure failure, std::string detail);
+  SubmitResult submit(std::shared_ptr<const H2Request> request, Session::Completion on_complete);
+  // False when the stream is unknown or already completed (its completion then ran or is queued).
+  bool cancel(std::int32_t stream_id, H2Failure failure, std::string detail);
   // GOAWAY(NO_ERROR): no new streams; the connection closes once its open streams are done.
   void shutdown();
   // Abrupt: open streams fail (connection_lost), the socket is closed.
@@ -98,6 +99,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool ready_ = false;
   bool closed_ = false;
   bool event_posted_ = false;
+  bool writer_parked_ = false;  // the writer waits on write_timer_: signal_write() must wake it
   bool connect_timed_out_ = false;
   Clock::time_point last_read_;
   Clock::time_point last_busy_;

@@ -1,6 +1,10 @@
 // Http2Pool: the connections to one origin and the sends waiting for a stream slot. Everything in Impl
-// runs on one strand; send()/drain() hop onto it with co_spawn and hop back when done. stats() reads
-// atomics only, from any thread.
+// runs on one strand. A send is one heap object (PendingSend: the request, the caller's completion
+// handler, its deadline) handed to the strand through a mutex-guarded inbox, one strand post per batch of
+// sends; the results of a batch of completed streams go back to their callers' executor in one post. No
+// coroutine and no timer per send: one deadline timer per pool sweeps the sends in deadline order (they are
+// accepted in that order).
+// stats() reads atomics only, from any thread.
 #include "transports/http2/pool.hpp"
 
 #include <spdlog/logger.h>
@@ -8,14 +12,20 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <list>
+#include <boost/intrusive/list.hpp>
+#include <mutex>
 #include <optional>
+#include <type_traits>
+#include <vector>
 
 #include "daemon/model/log.hpp"
 #include "transports/http2/connection.hpp"
@@ -24,6 +34,7 @@
 namespace notifyd::http2 {
 
 namespace asio = boost::asio;
+namespace bi = boost::intrusive;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -32,34 +43,110 @@ constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
 constexpr int kMaxRefusedRetries = 3;
 std::atomic<std::uint64_t> next_connection_id{1};  // unique across pools, for [C<n>] log prefixes
 
+// Counters written on the strand only and read from any thread: a relaxed load/store pair, no locked add.
+void bump(std::atomic<std::size_t>& counter, std::ptrdiff_t delta) {
+  counter.store(counter.load(std::memory_order_relaxed) + static_cast<std::size_t>(delta),
+                std::memory_order_relaxed);
+}
+
+void log_exception(const std::shared_ptr<spdlog::logger>& log, const char* what, std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    log->error("http2 pool {} failed: {}", what, ex.what());
+  } catch (...) {
+    log->error("http2 pool {} failed", what);
+  }
+}
+
+// One send from acceptance to its result, with its request in the same allocation. The pool's reference
+// (`self`) lives from enqueue() until its result is handed over; a Session stream shares the request (an
+// aliasing shared_ptr) until nghttp2 closes the stream, which may be later. On the strand it is in
+// `deadlines` always and, at any time, either in the queue (waiting for a stream slot) or on a connection
+// (`conn`, `stream_id`).
+struct PendingSend {
+  using Hook = bi::list_member_hook<>;  // safe mode: is_linked()
+
+  PendingSend(H2Request r, asio::any_io_executor caller)
+      : work(std::move(caller)), request_storage(std::move(r)) {}
+  virtual ~PendingSend() = default;
+  PendingSend(const PendingSend&) = delete;
+  PendingSend& operator=(const PendingSend&) = delete;
+
+  // Runs the caller's completion handler; called on the caller's executor (`work`), never on the strand.
+  virtual void invoke(H2Result result) = 0;
+
+  // What a stream holds; a retry after `refused` resends this very request (same apns-id).
+  std::shared_ptr<const H2Request> request() const { return {self, &request_storage}; }
+
+  // The caller's executor, with outstanding work while the send is pending.
+  asio::executor_work_guard<asio::any_io_executor> work;
+  Hook by_deadline;
+  Hook in_queue;
+  H2Request request_storage;
+  std::shared_ptr<PendingSend> self;
+  Clock::time_point deadline{};
+  std::shared_ptr<Connection> conn;  // while a stream is open for it
+  std::int32_t stream_id = 0;
+  int refused = 0;
+  std::uint64_t avoid = 0;  // a connection that refused it
+};
+
+template <class Handler>
+struct PendingSendOf final : PendingSend {
+  PendingSendOf(H2Request r, Handler h)
+      : PendingSend(std::move(r), asio::get_associated_executor(h)), handler(std::move(h)) {}
+  void invoke(H2Result result) override { std::move(handler)(std::move(result)); }
+  Handler handler;
+};
+
+// A result waiting to be handed to its caller.
+struct Finished {
+  std::shared_ptr<PendingSend> send;
+  H2Result result;
+};
+
+// Runs on the callers' executor: hands each result over (resuming each caller in turn), then releases the
+// work the send held.
+void hand_over(std::vector<Finished>& batch) {
+  for (auto& f : batch) {
+    f.send->invoke(std::move(f.result));
+    f.send->work.reset();
+  }
+}
+
+using DeadlineList =
+    bi::list<PendingSend, bi::member_hook<PendingSend, PendingSend::Hook, &PendingSend::by_deadline>>;
+using SendQueue =
+    bi::list<PendingSend, bi::member_hook<PendingSend, PendingSend::Hook, &PendingSend::in_queue>>;
+
 }  // namespace
 
 struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
   using Strand = Connection::Strand;
 
-  struct Waiter {
-    explicit Waiter(Strand s) : timer(s) {}
-    asio::steady_timer timer;
-    bool woken = false;
-  };
-
-  struct StreamWait {
-    explicit StreamWait(Strand s) : timer(s) {}
-    asio::steady_timer timer;
-    std::optional<H2Result> result;
-  };
-
   Impl(asio::any_io_executor executor, PoolOptions options)
       : strand_(asio::make_strand(executor)),
         options_(std::move(options)),
         log_(module_logger("http2")),
-        maintenance_timer_(strand_) {
+        maintenance_timer_(strand_),
+        deadline_timer_(strand_) {
     if (options_.authority.empty()) {
       options_.authority =
           options_.port == 443 ? options_.host : options_.host + ":" + std::to_string(options_.port);
     }
     options_.max_connections = std::max<std::size_t>(options_.max_connections, 1);
     if (!options_.tls) options_.tls = make_client_tls_context("");
+  }
+
+  ~Impl() {
+    // stop() completes every send before the last reference goes; only an io_context destroyed with the
+    // stop still queued gets here with sends left: their handlers (and the callers' frames) are destroyed.
+    queue_.clear();
+    deadlines_.clear_and_dispose([](PendingSend* p) { p->self.reset(); });
+    std::lock_guard lk(inbox_mu_);
+    for (PendingSend* p : inbox_) p->self.reset();
   }
 
   // ---- connections ----
@@ -111,7 +198,30 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
     return c;
   }
 
-  void on_connection_event() {
+  // A new connection for the queue; the sends stay queued until it is ready (or fail if it cannot be made).
+  void start_connection() {
+    auto c = make_connection();
+    ++connecting_;
+    asio::co_spawn(strand_, connect_one(shared_from_this(), std::move(c)),
+                   [log = log_](std::exception_ptr e) { log_exception(log, "connect", e); });
+  }
+
+  static asio::awaitable<void> connect_one(std::shared_ptr<Impl> self, std::shared_ptr<Connection> c) {
+    std::string error = co_await c->connect();
+    --self->connecting_;
+    if (!error.empty()) {
+      ++self->connect_failures_;
+      self->last_connect_error_ = error;
+      self->remove_dead();
+      // Those waiting on this connection learn it failed, unless another connection can take them.
+      self->service_queue(&error);
+      co_return;
+    }
+    if (self->draining_) c->close("pool draining");  // drain/stop ran while this one was connecting
+    self->on_connection_event();
+  }
+
+  void remove_dead() {
     for (const auto& c : connections_) {
       if (c->goaway_received() && !c->goaway_counted) {
         c->goaway_counted = true;
@@ -120,7 +230,11 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
     }
     std::erase_if(connections_, [](const auto& c) { return c->dead(); });
     update_stats();
-    wake_for_capacity();
+  }
+
+  void on_connection_event() {
+    remove_dead();
+    service_queue();
   }
 
   void update_stats() {
@@ -129,111 +243,196 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
     connections_stat_ = alive;
   }
 
-  // ---- waiting for a slot ----
+  // ---- sends ----
 
-  void wake(std::size_t n) {
-    while (n-- > 0 && !waiters_.empty()) {
-      auto w = waiters_.front();
-      waiters_.pop_front();
-      w->woken = true;
-      w->timer.cancel();
+  // Any thread. The first send of a batch posts the strand; the others only join the inbox.
+  void enqueue(PendingSend* p) {
+    bool post = false;
+    {
+      std::lock_guard lk(inbox_mu_);
+      inbox_.push_back(p);
+      post = !inbox_posted_;
+      inbox_posted_ = true;
     }
+    if (post) asio::post(strand_, [self = shared_from_this()] { self->take_inbox(); });
   }
-  void wake_all() { wake(waiters_.size()); }
 
-  void wake_for_capacity() {
-    if (waiters_.empty()) return;
-    if (draining_) return wake_all();
-    std::size_t slots = 0;
-    for (const auto& c : connections_) {
-      if (!c->can_submit()) continue;
-      slots += std::min<std::size_t>(
-          c->max_streams() - std::min<std::size_t>(c->max_streams(), c->open_streams()), waiters_.size());
+  void take_inbox() {
+    taking_.clear();
+    {
+      std::lock_guard lk(inbox_mu_);
+      taking_.swap(inbox_);
+      inbox_posted_ = false;
     }
-    if (can_grow() && connecting_ == 0) ++slots;
-    wake(slots);
-  }
-
-  asio::awaitable<void> wait_for_slot(Clock::time_point deadline) {
-    auto w = std::make_shared<Waiter>(strand_);
-    w->timer.expires_at(deadline);
-    waiters_.push_back(w);
-    ++waiting_;
-    co_await w->timer.async_wait(kToken);
-    --waiting_;
-    if (!w->woken) waiters_.remove(w);
-  }
-
-  // ---- send ----
-
-  static asio::awaitable<H2Result> do_send(std::shared_ptr<Impl> self, H2Request request) {
-    self->ensure_maintenance();
-    auto deadline = Clock::now() + self->options_.request_timeout;
-    int refused = 0;
-    std::uint64_t avoid = 0;
-    for (;;) {
-      if (self->draining_) co_return H2Result{H2Failure::shutting_down, {}, "pool draining"};
-      if (Clock::now() >= deadline) {
-        co_return H2Result{H2Failure::timeout, {}, "no stream slot within request_timeout"};
+    ensure_maintenance();
+    const auto deadline = Clock::now() + options_.request_timeout;
+    for (PendingSend* p : taking_) {
+      if (draining_) {
+        finished_.push_back(
+            Finished{std::move(p->self), H2Result{H2Failure::shutting_down, {}, "pool draining"}});
+        schedule_hand_over();
+        continue;
       }
-      auto conn = self->choose(avoid);
-      if (!conn) {
-        if (self->can_grow() && self->connecting_ == 0) {
-          auto c = self->make_connection();
-          ++self->connecting_;
-          std::string error = co_await c->connect();
-          --self->connecting_;
-          if (!error.empty()) {
-            ++self->connect_failures_;
-            self->last_connect_error_ = error;
-            self->on_connection_event();
-            self->wake_all();  // those waiting on this connection learn it failed
-            co_return H2Result{H2Failure::connect_failed, {}, error};
-          }
-          if (self->draining_) c->close("pool draining");  // drain/stop ran while this one was connecting
-          self->on_connection_event();
+      p->deadline = deadline;
+      deadlines_.push_back(*p);
+      queue_.push_back(*p);
+      bump(waiting_, 1);
+    }
+    taking_.clear();
+    arm_deadline_timer();
+    service_queue();
+  }
+
+  // Places queued sends on connections, oldest first, opening a connection when none has room and the pool
+  // may grow. After a failed connect (`connect_error`), a send no other connection can take fails with it.
+  void service_queue(const std::string* connect_error = nullptr) {
+    if (servicing_) {  // re-entered from a completion: the running pass picks up the change
+      service_again_ = true;
+      return;
+    }
+    servicing_ = true;
+    do {
+      service_again_ = false;
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        PendingSend& p = *it;
+        if (draining_) {
+          it = unqueue(it);
+          finish(p, H2Result{H2Failure::shutting_down, {}, "pool draining"});
           continue;
         }
-        auto failures = self->connect_failures_;
-        co_await self->wait_for_slot(deadline);
-        if (self->connect_failures_ != failures && !self->choose(avoid) && self->connecting_ == 0) {
-          co_return H2Result{H2Failure::connect_failed, {}, self->last_connect_error_};
+        auto conn = choose(p.avoid);
+        if (!conn) {
+          if (connect_error != nullptr && connecting_ == 0) {
+            it = unqueue(it);
+            finish(p, H2Result{H2Failure::connect_failed, {}, *connect_error});
+            continue;
+          }
+          if (connect_error == nullptr && can_grow() && connecting_ == 0) start_connection();
+          if (p.avoid == 0) break;  // no connection can take anything now
+          ++it;
+          continue;
         }
-        continue;
+        auto sub = conn->submit(
+            p.request(), [this, pp = &p](std::int32_t, H2Result r) { on_stream_done(*pp, std::move(r)); });
+        if (!sub) {  // raced with a SETTINGS/GOAWAY change (refused): pick again, bounded like a refusal
+          if (sub.failure != H2Failure::refused || ++p.refused > kMaxRefusedRetries) {
+            it = unqueue(it);
+            finish(p, H2Result{sub.failure, {}, std::move(sub.detail)});
+            continue;
+          }
+          p.avoid = conn->id();
+          continue;  // the same send again, on another connection
+        }
+        it = unqueue(it);
+        bump(in_flight_, 1);
+        p.conn = std::move(conn);
+        p.stream_id = sub.stream_id;
       }
+    } while (service_again_);
+    servicing_ = false;
+  }
 
-      auto wait = std::make_shared<StreamWait>(self->strand_);
-      auto sub = conn->submit(request, [wait](std::int32_t, H2Result r) {
-        wait->result = std::move(r);
-        wait->timer.cancel();
-      });
-      if (!sub) {  // raced with a SETTINGS/GOAWAY change (refused): pick again, bounded like a refusal
-        if (sub.failure != H2Failure::refused || ++refused > kMaxRefusedRetries) {
-          co_return H2Result{sub.failure, {}, sub.detail};
-        }
-        avoid = conn->id();
-        continue;
-      }
-      ++self->in_flight_;
-      wait->timer.expires_at(deadline);
-      while (!wait->result) {
-        auto [ec] = co_await wait->timer.async_wait(kToken);
-        if (!ec && !wait->result) {
-          conn->cancel(sub.stream_id, H2Failure::timeout, "no response within request_timeout");
-        }
-      }
-      --self->in_flight_;
-      H2Result result = std::move(*wait->result);
-      if (result.failure == H2Failure::refused && refused < kMaxRefusedRetries && !self->draining_ &&
-          Clock::now() < deadline) {
-        ++refused;
-        avoid = conn->id();
-        self->log_->debug("{}[S{}] refused ({}), retry {} on another connection", conn->log_prefix(),
-                          sub.stream_id, result.detail, refused);
-        continue;
-      }
-      co_return result;
+  SendQueue::iterator unqueue(SendQueue::iterator it) {
+    bump(waiting_, -1);
+    return queue_.erase(it);
+  }
+
+  // From inside the stream's Session callback: only bookkeeping here; a retry is queued and serviced later.
+  void on_stream_done(PendingSend& p, H2Result result) {
+    bump(in_flight_, -1);
+    std::shared_ptr<Connection> conn = std::move(p.conn);
+    const std::int32_t stream_id = p.stream_id;
+    p.stream_id = 0;
+    if (result.failure == H2Failure::refused && p.refused < kMaxRefusedRetries && !draining_ &&
+        Clock::now() < p.deadline) {
+      ++p.refused;
+      p.avoid = conn->id();
+      log_->debug("{}[S{}] refused ({}), retry {} on another connection", conn->log_prefix(), stream_id,
+                  result.detail, p.refused);
+      queue_.push_front(p);
+      bump(waiting_, 1);
+      schedule_service();
+      return;
     }
+    finish(p, std::move(result));
+  }
+
+  void finish(PendingSend& p, H2Result result) {
+    deadlines_.erase(deadlines_.iterator_to(p));
+    finished_.push_back(Finished{std::move(p.self), std::move(result)});
+    schedule_hand_over();
+  }
+
+  // Results go to their callers once per strand turn, one post per caller executor for the whole batch, not
+  // one post per send. Never inline: a caller's coroutine must not resume on the pool's strand (nor inside a
+  // Session callback).
+  void schedule_hand_over() {
+    if (hand_over_posted_) return;
+    hand_over_posted_ = true;
+    asio::post(strand_, [self = shared_from_this()] { self->hand_over_finished(); });
+  }
+
+  void hand_over_finished() {
+    hand_over_posted_ = false;
+    std::vector<Finished> batch;
+    batch.swap(finished_);
+    std::size_t first = 0;
+    while (first < batch.size()) {
+      const asio::any_io_executor ex = batch[first].send->work.get_executor();
+      std::size_t end = first + 1;
+      while (end < batch.size() && batch[end].send->work.get_executor() == ex) ++end;
+      std::vector<Finished> part;
+      if (first == 0 && end == batch.size()) {
+        part.swap(batch);  // the usual case: every caller on one executor
+      } else {
+        part.assign(std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(first)),
+                    std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(end)));
+      }
+      asio::post(ex, [part = std::move(part)]() mutable { hand_over(part); });
+      first = end;
+    }
+  }
+
+  void schedule_service() {
+    if (service_posted_) return;
+    service_posted_ = true;
+    asio::post(strand_, [self = shared_from_this()] {
+      self->service_posted_ = false;
+      self->service_queue();
+    });
+  }
+
+  // ---- request_timeout: one timer, armed for the oldest pending send ----
+
+  void arm_deadline_timer(std::optional<Clock::time_point> at = std::nullopt) {
+    if (deadline_armed_ || deadlines_.empty() || stopped_) return;
+    deadline_armed_ = true;
+    deadline_timer_.expires_at(at.value_or(deadlines_.front().deadline));
+    deadline_timer_.async_wait(
+        [self = shared_from_this()](boost::system::error_code) { self->on_deadline(); });
+  }
+
+  void on_deadline() {
+    deadline_armed_ = false;
+    if (stopped_) return;
+    const auto now = Clock::now();
+    while (!deadlines_.empty() && deadlines_.front().deadline <= now) {
+      PendingSend& p = deadlines_.front();
+      if (p.in_queue.is_linked()) {
+        queue_.erase(queue_.iterator_to(p));
+        bump(waiting_, -1);
+        finish(p, H2Result{H2Failure::timeout, {}, "no stream slot within request_timeout"});
+        continue;
+      }
+      auto conn = p.conn;  // the completion below releases p.conn and p
+      if (!conn || !conn->cancel(p.stream_id, H2Failure::timeout, "no response within request_timeout")) {
+        // Its completion is already on its way (it cannot be, as completions are flushed before a handler
+        // returns; but never spin on it): look again shortly.
+        arm_deadline_timer(now + std::chrono::milliseconds(10));
+        return;
+      }
+    }
+    arm_deadline_timer();
   }
 
   // ---- idle connections ----
@@ -241,14 +440,8 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
   void ensure_maintenance() {
     if (maintenance_started_ || stopped_) return;
     maintenance_started_ = true;
-    asio::co_spawn(strand_, maintenance_loop(shared_from_this()), [log = log_](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        log->error("http2 pool maintenance failed: {}", ex.what());
-      }
-    });
+    asio::co_spawn(strand_, maintenance_loop(shared_from_this()),
+                   [log = log_](std::exception_ptr e) { log_exception(log, "maintenance", e); });
   }
 
   static asio::awaitable<void> maintenance_loop(std::shared_ptr<Impl> self) {
@@ -277,7 +470,7 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
 
   static asio::awaitable<void> do_drain(std::shared_ptr<Impl> self) {
     self->draining_ = true;
-    self->wake_all();
+    self->service_queue();  // queued sends fail with shutting_down
     for (const auto& c : self->connections_) c->shutdown();
     auto deadline = Clock::now() + self->options_.request_timeout;
     asio::steady_timer poll(self->strand_);
@@ -293,9 +486,10 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
     draining_ = true;
     stopped_ = true;
     maintenance_timer_.cancel();
-    wake_all();
+    deadline_timer_.cancel();
+    service_queue();  // queued sends fail with shutting_down
     auto conns = connections_;
-    for (const auto& c : conns) c->close(reason);
+    for (const auto& c : conns) c->close(reason);  // in-flight sends complete (connection_lost/refused)
     connections_.clear();
     update_stats();
   }
@@ -304,8 +498,23 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
   PoolOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   asio::steady_timer maintenance_timer_;
+  asio::steady_timer deadline_timer_;
   std::vector<std::shared_ptr<Connection>> connections_;
-  std::list<std::shared_ptr<Waiter>> waiters_;
+
+  std::mutex inbox_mu_;
+  std::vector<PendingSend*> inbox_;  // guarded by inbox_mu_
+  bool inbox_posted_ = false;        // guarded by inbox_mu_
+  std::vector<PendingSend*> taking_;
+
+  std::vector<Finished> finished_;  // results not yet handed to their callers
+  bool hand_over_posted_ = false;
+  DeadlineList deadlines_;  // every accepted send until it completes, oldest (= earliest deadline) first
+  SendQueue queue_;         // sends waiting for a stream slot, oldest first (a refused retry goes first)
+  bool servicing_ = false;
+  bool service_again_ = false;
+  bool service_posted_ = false;
+  bool deadline_armed_ = false;
+
   std::size_t connecting_ = 0;
   std::uint64_t connect_failures_ = 0;
   std::string last_connect_error_;
@@ -327,9 +536,17 @@ Http2Pool::~Http2Pool() {
   asio::post(impl_->strand_, [impl = impl_] { impl->stop("pool destroyed"); });
 }
 
+// Not a coroutine: the awaitable is the operation itself, so a send costs one PendingSend and the caller's
+// resumption, not a coroutine spawned onto the strand.
 asio::awaitable<H2Result> Http2Pool::send(H2Request request) {
-  co_return co_await asio::co_spawn(impl_->strand_, Impl::do_send(impl_, std::move(request)),
-                                    asio::use_awaitable);
+  auto initiate = [](auto handler, std::shared_ptr<Impl> impl, H2Request req) {
+    using Handler = std::decay_t<decltype(handler)>;
+    auto p = std::make_shared<PendingSendOf<Handler>>(std::move(req), std::move(handler));  // one allocation
+    p->self = p;
+    impl->enqueue(p.get());
+  };
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(H2Result)>(
+      std::move(initiate), asio::use_awaitable, impl_, std::move(request));
 }
 
 asio::awaitable<void> Http2Pool::drain() {

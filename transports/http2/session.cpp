@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstring>
 #include <limits>
@@ -18,7 +19,7 @@ namespace notifyd::http2 {
 
 struct Session::Stream {
   std::int32_t id = 0;
-  H2Request request;
+  std::shared_ptr<const H2Request> request;  // never null
   std::size_t body_offset = 0;
   H2Response response;
   Completion on_complete;
@@ -58,7 +59,7 @@ struct Session::Callbacks {
                            std::uint32_t* data_flags, nghttp2_data_source* source, void*) {
     auto* st = static_cast<Stream*>(source->ptr);
     if (st->completed) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // cancelled: reset the stream
-    const std::string& body = st->request.body;
+    const std::string& body = st->request->body;
     std::size_t n = std::min(length, body.size() - st->body_offset);
     std::memcpy(buf, body.data() + st->body_offset, n);
     st->body_offset += n;
@@ -165,7 +166,9 @@ struct Session::Callbacks {
                               std::string("request not sent: ") + nghttp2_strerror(lib_error_code)});
     }
     // nghttp2 closes the stream right after this callback if it knows it; otherwise forget it now.
-    if (nghttp2_session_find_stream(session, id) == nullptr) s.streams_.erase(id);
+    if (nghttp2_session_find_stream(session, id) == nullptr) {
+      if (auto it = s.streams_.find(id); it != s.streams_.end()) s.recycle(s.streams_.extract(it));
+    }
     return 0;
   }
 
@@ -174,9 +177,12 @@ struct Session::Callbacks {
     Session& s = self(user_data);
     auto it = s.streams_.find(stream_id);
     if (it == s.streams_.end()) return 0;
-    std::unique_ptr<Stream> st = std::move(it->second);
-    s.streams_.erase(it);
-    if (st->completed) return 0;
+    StreamMap::node_type node = s.streams_.extract(it);
+    Stream* st = node.mapped().get();
+    if (st->completed) {
+      s.recycle(std::move(node));
+      return 0;
+    }
     H2Result r;
     if (s.goaway_received_ && stream_id > s.goaway_last_stream_id_) {
       r.failure = H2Failure::refused;
@@ -198,6 +204,7 @@ struct Session::Callbacks {
     }
     st->completed = true;
     s.done_.emplace_back(std::move(st->on_complete), std::make_pair(stream_id, std::move(r)));
+    s.recycle(std::move(node));
     return 0;
   }
 };
@@ -235,6 +242,10 @@ bool Session::can_submit() const {
 }
 
 SubmitResult Session::submit(H2Request request, Completion on_complete) {
+  return submit(std::make_shared<const H2Request>(std::move(request)), std::move(on_complete));
+}
+
+SubmitResult Session::submit(std::shared_ptr<const H2Request> request, Completion on_complete) {
   SubmitResult out;
   if (failed_ || shutting_down_ || nghttp2_session_check_request_allowed(session_) == 0) {
     out.failure = H2Failure::refused;
@@ -246,41 +257,70 @@ SubmitResult Session::submit(H2Request request, Completion on_complete) {
     out.detail = "peer's MAX_CONCURRENT_STREAMS reached";
     return out;
   }
-  auto st = std::make_unique<Stream>();
+  StreamMap::node_type node;  // a recycled one when there is one; else a fresh Stream, emplaced below
+  if (!spare_streams_.empty()) {
+    node = std::move(spare_streams_.back());
+    spare_streams_.pop_back();
+  }
+  std::unique_ptr<Stream> fresh;
+  Stream* st = node ? node.mapped().get() : (fresh = std::make_unique<Stream>()).get();
   st->request = std::move(request);
   st->on_complete = std::move(on_complete);
 
   static const std::string kMethod = ":method", kScheme = ":scheme", kAuthority = ":authority",
                            kPath = ":path";
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(4 + st->request.headers.size());
-  nv.push_back(make_nv(kMethod, st->request.method));
-  nv.push_back(make_nv(kScheme, options_.scheme));
-  nv.push_back(make_nv(kAuthority, options_.authority));
-  nv.push_back(make_nv(kPath, st->request.path));
-  for (const auto& [name, value] : st->request.headers) {
+  const H2Request& req = *st->request;
+  // nghttp2 copies the array (not the strings) inside nghttp2_submit_request: a stack array serves the
+  // usual request (APNs: 4 pseudo-headers and up to 8 headers), a vector only a larger one.
+  constexpr std::size_t kStackNv = 16;
+  std::array<nghttp2_nv, kStackNv> stack_nv;
+  std::vector<nghttp2_nv> heap_nv;
+  nghttp2_nv* nv = stack_nv.data();
+  const std::size_t nvlen = 4 + req.headers.size();
+  if (nvlen > kStackNv) {
+    heap_nv.resize(nvlen);
+    nv = heap_nv.data();
+  }
+  nv[0] = make_nv(kMethod, req.method);
+  nv[1] = make_nv(kScheme, options_.scheme);
+  nv[2] = make_nv(kAuthority, options_.authority);
+  nv[3] = make_nv(kPath, req.path);
+  std::size_t i = 4;
+  for (const auto& [name, value] : req.headers) {
     // Credentials stay out of the HPACK dynamic table (and out of any log line).
-    nv.push_back(
-        make_nv(name, value, name == "authorization" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE));
+    nv[i++] = make_nv(name, value, name == "authorization" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
   }
   nghttp2_data_provider provider{};
-  provider.source.ptr = st.get();
+  provider.source.ptr = st;
   provider.read_callback = &Callbacks::read_body;
-  std::int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(),
-                                           st->request.body.empty() ? nullptr : &provider, st.get());
+  std::int32_t id =
+      nghttp2_submit_request(session_, nullptr, nv, nvlen, req.body.empty() ? nullptr : &provider, st);
   if (id < 0) {
     out.failure = id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? H2Failure::refused : H2Failure::reset;
     out.detail = nghttp2_strerror(id);
+    if (node) recycle(std::move(node));
     return out;
   }
   st->id = id;
   if (log_->should_log(spdlog::level::debug)) {  // redact_path allocates: only when it is logged
-    log_->debug("{}[S{}] {} {} ({} body bytes)", options_.log_prefix, id, st->request.method,
-                redact_path(st->request.path), st->request.body.size());
+    log_->debug("{}[S{}] {} {} ({} body bytes)", options_.log_prefix, id, req.method, redact_path(req.path),
+                req.body.size());
   }
-  streams_.emplace(id, std::move(st));
+  if (node) {
+    node.key() = id;
+    streams_.insert(std::move(node));
+  } else {
+    streams_.emplace(id, std::move(fresh));
+  }
   out.stream_id = id;
   return out;
+}
+
+void Session::recycle(StreamMap::node_type node) {
+  constexpr std::size_t kMaxSpare = 256;
+  if (spare_streams_.size() >= kMaxSpare) return;
+  *node.mapped() = Stream{};  // drops the request and the completion now
+  spare_streams_.push_back(std::move(node));
 }
 
 bool Session::cancel(std::int32_t stream_id, H2Failure failure, std::string detail) {
@@ -303,13 +343,13 @@ void Session::flush_completions() {
   if (flushing_) return;  // the outermost call flushes
   flushing_ = true;
   while (!done_.empty()) {
-    auto batch = std::move(done_);
-    done_.clear();
-    for (auto& [fn, arg] : batch) {
+    running_.swap(done_);  // both keep their capacity: no allocation per flush
+    for (auto& [fn, arg] : running_) {
       log_->debug("{}[S{}] done: {} status={} {}", options_.log_prefix, arg.first,
                   to_string(arg.second.failure), arg.second.response.status, arg.second.detail);
       if (fn) fn(arg.first, std::move(arg.second));
     }
+    running_.clear();
   }
   flushing_ = false;
 }
@@ -395,7 +435,7 @@ std::int32_t Session::stream_remote_window(std::int32_t stream_id) const {
 bool Session::flow_blocked() const {
   if (remote_window() > 0) return false;  // the common case, without scanning the streams
   bool pending_body = std::any_of(streams_.begin(), streams_.end(), [](const auto& e) {
-    return !e.second->completed && e.second->body_offset < e.second->request.body.size();
+    return !e.second->completed && e.second->body_offset < e.second->request->body.size();
   });
   return pending_body;
 }

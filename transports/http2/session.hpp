@@ -53,6 +53,9 @@ class Session {
   bool can_submit() const;
   // Opens a stream for `request` (body sent through a data provider, respecting flow control).
   // `on_complete` runs once, from inside receive()/take_output()/fail_all()/cancel(), never from submit().
+  // The session holds `request` until nghttp2 closes the stream (HPACK reads the header strings in place);
+  // a caller that may resend it (Http2Pool on `refused`) shares it instead of copying it.
+  SubmitResult submit(std::shared_ptr<const H2Request> request, Completion on_complete);
   SubmitResult submit(H2Request request, Completion on_complete);
   // Resets an open stream with CANCEL and completes it with `failure` (e.g. timeout). False if unknown.
   bool cancel(std::int32_t stream_id, H2Failure failure, std::string detail);
@@ -96,14 +99,20 @@ class Session {
   struct Callbacks;
   friend struct Callbacks;
 
+  using StreamMap = std::unordered_map<std::int32_t, std::unique_ptr<Stream>>;
+
   void complete(std::int32_t stream_id, H2Result result);
   void flush_completions();
+  // Keeps a closed stream's map node (and its Stream) for the next submit: no allocation per request.
+  void recycle(StreamMap::node_type node);
 
   SessionOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   nghttp2_session* session_ = nullptr;
-  std::unordered_map<std::int32_t, std::unique_ptr<Stream>> streams_;
+  StreamMap streams_;
+  std::vector<StreamMap::node_type> spare_streams_;  // reset, ready for reuse (bounded)
   std::vector<std::pair<Completion, std::pair<std::int32_t, H2Result>>> done_;  // run after nghttp2 returns
+  std::vector<std::pair<Completion, std::pair<std::int32_t, H2Result>>> running_;  // being run by flush
   bool settings_received_ = false;
   bool goaway_received_ = false;
   std::int32_t goaway_last_stream_id_ = 0;
