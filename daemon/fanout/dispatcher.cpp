@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "daemon/fanout/callbacks.hpp"
+#include "daemon/fanout/failure_reason.hpp"
 #include "daemon/fanout/notification.hpp"
 #include "daemon/fanout/payload.hpp"
 #include "daemon/model/log.hpp"
@@ -568,7 +569,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       ++p.failed;
       bump([&](DispatcherStats& s) {
         ++s.failed;
-        ++s.failed_by_reason[reason.empty() ? "unknown" : reason];
+        auto key = failure_reason_key(reason);
+        if (s.failed_by_reason.size() >= kMaxFailureReasons && !s.failed_by_reason.contains(key))
+          key = "other";
+        ++s.failed_by_reason[key];
         ++s.by_channel[d.binding_type].failed;
       });
     } else {

@@ -59,7 +59,7 @@ struct DispatcherStats {
   std::uint64_t bindings_removed = 0;
   std::uint64_t in_flight = 0;
   std::int64_t queue_depth = 0;  // pending deliveries in the store, as last counted
-  std::map<std::string, std::uint64_t> failed_by_reason;
+  std::map<std::string, std::uint64_t> failed_by_reason;  // key: failure_reason_key(), at most 64 + "other"
   std::map<std::string, ChannelStats> by_channel;  // binding type -> its counts
 };
 

@@ -159,6 +159,7 @@ class MetricsTest(DaemonTestCase):
             'notifyd_deliveries_total{channel="apn",outcome="failed"}': 1,
             'notifyd_delivery_attempts_total{channel="apn",result="invalid_address"}': 1,
             'notifyd_bindings_removed_total{channel="apn"}': 1,
+            'notifyd_deliveries_failed_by_reason_total{reason="BadDeviceToken"}': 1,
         })
 
 

@@ -25,6 +25,7 @@ TEST(MetricsCollectorsTest, DeliveriesByChannelAndOutcome) {
   apn.attempts = {{"delivered", 4}, {"invalid_address", 1}, {"retry_later", 6}};
   stats.by_channel["sms"].delivered = 9;
   stats.by_channel["sms"].attempts = {{"delivered", 9}};
+  stats.failed_by_reason = {{"Unregistered", 1}, {"credential <sid> not found", 1}};
 
   const std::string text = render_text(delivery_families(stats));
   for (const char* line : {
@@ -41,6 +42,9 @@ TEST(MetricsCollectorsTest, DeliveriesByChannelAndOutcome) {
            "notifyd_delivery_attempts_total{channel=\"sms\",result=\"delivered\"} 9",
            "notifyd_bindings_removed_total{channel=\"apn\"} 1",
            "notifyd_bindings_removed_total{channel=\"sms\"} 0",
+           "# TYPE notifyd_deliveries_failed_by_reason_total counter",
+           "notifyd_deliveries_failed_by_reason_total{reason=\"Unregistered\"} 1",
+           "notifyd_deliveries_failed_by_reason_total{reason=\"credential <sid> not found\"} 1",
            "# TYPE notifyd_delivery_queue_depth gauge",
            "notifyd_delivery_queue_depth 12",
            "# TYPE notifyd_deliveries_in_flight gauge",

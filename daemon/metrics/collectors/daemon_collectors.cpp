@@ -47,6 +47,15 @@ std::vector<FamilySnapshot> delivery_families(const fanout::DispatcherStats& sta
     add(removed, {{"channel", channel}}, static_cast<double>(c.bindings_removed));
   }
 
+  auto failed_by_reason =
+      family("notifyd_deliveries_failed_by_reason_total",
+             "Deliveries finished as failed, by the provider's reason (e.g. Unregistered, BadDeviceToken) or "
+             "notifyd's own, with SIDs elided; at most 64 reasons, then \"other\".",
+             MetricType::counter);
+  for (const auto& [reason, n] : stats.failed_by_reason) {
+    add(failed_by_reason, {{"reason", reason}}, static_cast<double>(n));
+  }
+
   auto depth = family("notifyd_delivery_queue_depth",
                       "Deliveries pending in the store (counted about once a second).", MetricType::gauge);
   add(depth, {}, static_cast<double>(stats.queue_depth));
@@ -59,6 +68,7 @@ std::vector<FamilySnapshot> delivery_families(const fanout::DispatcherStats& sta
   out.push_back(std::move(deliveries));
   out.push_back(std::move(attempts));
   out.push_back(std::move(removed));
+  out.push_back(std::move(failed_by_reason));
   out.push_back(std::move(depth));
   out.push_back(std::move(in_flight));
   return out;
