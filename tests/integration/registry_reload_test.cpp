@@ -6,11 +6,13 @@
 // the running endpoints keep working.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_future.hpp>
 #include <chrono>
 #include <fstream>
 #include <future>
+#include <thread>
 
 #include "daemon/model/sid.hpp"
 #include "daemon/model/time.hpp"
@@ -263,7 +265,8 @@ TEST_F(RegistryReloadTest, ACaFileRewrittenInPlaceTakesEffect) {
   EXPECT_EQ(refused.outcome, Outcome::retry_later) << refused.reason;
   EXPECT_EQ(apns_b_.request_count(), 1u);
   // The server learns of the failed handshake when our side has already given up: wait for it.
-  EXPECT_TRUE(apns_b_.wait_until([&] { return apns_b_.handshakes_failed() >= 1u; }, 5s, "a failed handshake"));
+  EXPECT_TRUE(
+      apns_b_.wait_until([&] { return apns_b_.handshakes_failed() >= 1u; }, 5s, "a failed handshake"));
   EXPECT_EQ(apns_b_.connections_accepted(), 2u);  // a new connection, verified against the new content
 
   config.apns.production_url = apns_a_.url();  // and A, which the new content does trust
@@ -350,6 +353,13 @@ TEST_F(RegistryReloadTest, FcmMovesToTheNewUrlKeepingItsAccessTokenAndFinishesTh
   EXPECT_EQ(in_flight.get().outcome, Outcome::delivered);
   EXPECT_EQ(fcm_a_.request_count(), 2u);
   EXPECT_TRUE(fcm_a_.wait_for_open_connections(0));
+  // A's retired pool is gone by now; what it counted stays counted (metrics counters never go back).
+  std::this_thread::sleep_for(300ms);
+  auto stats = registry_->stats();
+  auto fcm = std::find_if(stats.begin(), stats.end(), [](const auto& t) { return t.transport == "fcm"; });
+  ASSERT_NE(fcm, stats.end());
+  EXPECT_EQ(fcm->pool.connections_opened, 2u);  // A's and B's
+  EXPECT_EQ(fcm->token_refreshes, 1u);
 
   // Unchanged now: B's connection stays.
   ASSERT_EQ(registry_->reconfigure(next), std::nullopt);

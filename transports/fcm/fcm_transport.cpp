@@ -56,6 +56,7 @@ struct FcmTransport::Impl {
   // Pools a reload replaced, until their background drain is done.
   std::set<std::shared_ptr<http2::Http2Pool>> retiring;
   std::uint64_t retired_token_fetches = 0;  // of credentials dropped by a reload that changed the CA
+  http2::PoolStats retired_counts;  // connections_opened and goaways of drained pools: counters never go back
   std::set<std::shared_ptr<http1::Http1Pool>> retiring_token_pools;
   bool draining = false;
 
@@ -133,7 +134,12 @@ struct FcmTransport::Impl {
     for (auto& pool : pools) co_await pool->drain();
     for (auto& pool : token_pools) co_await pool->drain();
     std::lock_guard lk(self->mu);
-    for (auto& pool : pools) self->retiring.erase(pool);
+    for (auto& pool : pools) {
+      auto counts = pool->stats();
+      self->retired_counts.connections_opened += counts.connections_opened;
+      self->retired_counts.goaways += counts.goaways;
+      self->retiring.erase(pool);
+    }
     for (auto& pool : token_pools) self->retiring_token_pools.erase(pool);
   }
 };
@@ -315,14 +321,16 @@ std::uint64_t FcmTransport::token_fetches() const {
 }
 
 http2::PoolStats FcmTransport::stats() const {
-  std::vector<std::shared_ptr<CredentialState>> states;
+  std::vector<std::shared_ptr<http2::Http2Pool>> pools;
+  http2::PoolStats total;
   {
     std::lock_guard lk(impl_->mu);
-    for (auto& [k, s] : impl_->credentials) states.push_back(s);
+    for (auto& [k, s] : impl_->credentials) pools.push_back(s->pool);
+    pools.insert(pools.end(), impl_->retiring.begin(), impl_->retiring.end());
+    total = impl_->retired_counts;
   }
-  http2::PoolStats total;
-  for (auto& state : states) {
-    auto s = state->pool->stats();
+  for (auto& pool : pools) {
+    auto s = pool->stats();
     total.connections += s.connections;
     total.streams_in_flight += s.streams_in_flight;
     total.waiting += s.waiting;
