@@ -204,8 +204,12 @@ int run_daemon(const std::string& config_path) {
     router.set_ready(false);
     reload_signals.cancel();
     // One budget for the whole stop: HTTP requests first, then the deliveries, then callbacks.
-    auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(config->server.shutdown_timeout_ms);
+    std::chrono::milliseconds budget;
+    {
+      std::lock_guard lk(config_mu);  // a reload may be swapping it on another I/O thread
+      budget = std::chrono::milliseconds(config->server.shutdown_timeout_ms);
+    }
+    auto deadline = std::chrono::steady_clock::now() + budget;
     server.stop(remaining(deadline), [&, deadline] {
       log->info("all connections closed; draining deliveries");
       boost::asio::co_spawn(io, stop_deliveries(dispatcher, *transports, callbacks, deadline),
