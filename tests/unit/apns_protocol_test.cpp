@@ -28,6 +28,11 @@ std::string header(const http2::H2Request& r, std::string_view name) {
   for (const auto& [k, v] : r.headers) {
     if (k == name) return v;
   }
+  if (r.shared_headers) {
+    for (const auto& [k, v] : *r.shared_headers) {
+      if (k == name) return v;
+    }
+  }
   return "<absent>";
 }
 
