@@ -177,6 +177,7 @@ struct ApnsTransport::Impl {
   std::set<std::shared_ptr<http2::Http2Pool>> retiring;
   http2::PoolStats retired_counts;  // connections_opened and goaways of drained pools: counters never go back
   std::atomic<bool> draining{false};
+  ProviderTokenCache::Clock token_clock;  // empty: the system clock
 
   bool is_draining() const { return draining.load(std::memory_order_relaxed); }
 
@@ -186,7 +187,8 @@ struct ApnsTransport::Impl {
       state = std::make_shared<CredentialState>();
       state->topic = c.apn_topic;
       if (is_token_auth(c)) {
-        state->tokens = std::make_shared<ProviderTokenCache>(c.private_key, c.apn_key_id, c.apn_team_id);
+        state->tokens =
+            std::make_shared<ProviderTokenCache>(c.private_key, c.apn_key_id, c.apn_team_id, token_clock);
       } else {
         state->headers = apns::shared_headers(c.apn_topic, "");
       }
@@ -350,8 +352,13 @@ void ApnsTransport::commit(std::shared_ptr<const Endpoints> next) {
 }
 
 ApnsTransport::ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions options)
+    : ApnsTransport(std::move(executor), std::move(options), {}) {}
+
+ApnsTransport::ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions options,
+                             std::function<std::int64_t()> token_clock)
     : impl_(std::make_shared<Impl>()) {
   impl_->executor = std::move(executor);
+  impl_->token_clock = std::move(token_clock);
   auto endpoints = stage(options);
   if (!endpoints) throw std::invalid_argument(endpoints.error());
   commit(std::move(*endpoints));
