@@ -218,7 +218,7 @@ Session::Session(SessionOptions options) : options_(std::move(options)), log_(mo
   nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &Callbacks::on_frame_send);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, &Callbacks::on_frame_not_send);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Callbacks::on_stream_close);
-  int rv = nghttp2_session_client_new(&session_, cbs, this);
+  int rv = nghttp2_session_client_new3(&session_, cbs, this, nullptr, memory_.mem());
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0) throw std::bad_alloc();
   nghttp2_settings_entry settings[] = {
