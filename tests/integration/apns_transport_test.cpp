@@ -12,6 +12,7 @@
 #include "tests/support/run_coroutine.hpp"
 #include "tests/support/test_credentials.hpp"
 #include "tests/support/tls_test_certs.hpp"
+#include "transports/apns/provider_token.hpp"
 #include "transports/jwt.hpp"
 
 namespace notifyd::transport {
@@ -222,6 +223,77 @@ TEST_F(ApnsTransportTest, ManyDeliveriesShareFewConnections) {
   }
   EXPECT_LE(production_.connections_accepted(), 4u);
   EXPECT_EQ(transport_.pool_count(), 1u);
+}
+
+// The request of a delivery is built once and handed back by the pool: the retry after a refused provider
+// token is that very request (path, apns-id, payload) with only the authorization header renewed.
+TEST(ApnsTransportTokenRefresh, TheRetryAfterARefusedTokenIsTheSameRequestWithTheFreshToken) {
+  auto ca_file = test::write_ca_file();
+  FakeH2Server fake;
+  test::IoThreads io(2);
+  std::atomic<std::int64_t> now{now_seconds()};
+  ApnsTransport transport(
+      io.executor(),
+      ApnsOptions{fake.url(), fake.url(), ca_file.string(), 4, std::chrono::milliseconds(5000)},
+      [&now] { return now.load(); });
+  std::atomic<int> calls{0};
+  fake.set_handler([&](const FakeRequest&) {
+    if (calls++ > 0) return FakeResponse::json(200, "");
+    now += ProviderTokenCache::kMinAgeSeconds + 60;  // old enough to be replaced once refused
+    return FakeResponse::json(403, R"({"reason":"ExpiredProviderToken"})");
+  });
+  auto credential = token_credential();
+  Delivery d = delivery_for(credential);
+  d.apns_collapse_id = "collapse-1";
+  auto result = io.run(transport.deliver(d));
+  EXPECT_EQ(result.outcome, Outcome::delivered) << result.reason;
+  EXPECT_EQ(transport.token_mints(), 2u);
+  auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  const auto& first = requests[0];
+  const auto& retry = requests[1];
+  ASSERT_EQ(first.header("authorization").rfind("bearer ", 0), 0u);
+  ASSERT_EQ(retry.header("authorization").rfind("bearer ", 0), 0u);
+  EXPECT_NE(first.header("authorization"), retry.header("authorization"));
+  EXPECT_EQ(first.path, "/3/device/" + kToken);
+  EXPECT_EQ(retry.path, first.path);
+  EXPECT_EQ(retry.body, d.body);
+  for (auto name : {"apns-id", "apns-topic", "apns-push-type", "apns-priority", "apns-expiration",
+                    "apns-collapse-id", "content-type"}) {
+    EXPECT_FALSE(first.header(name).empty()) << name;
+    EXPECT_EQ(retry.header(name), first.header(name)) << name;
+  }
+  // The next delivery carries the fresh token too (the credential's shared headers were rebuilt once).
+  EXPECT_EQ(io.run(transport.deliver(delivery_for(credential))).outcome, Outcome::delivered);
+  ASSERT_EQ(fake.requests().size(), 3u);
+  EXPECT_EQ(fake.requests()[2].header("authorization"), retry.header("authorization"));
+  EXPECT_EQ(transport.token_mints(), 2u);
+}
+
+// Deliveries of one credential share its constant headers; two credentials with different topics do not mix
+// them, and an updated credential (new date_updated) gets its own pool.
+TEST_F(ApnsTransportTest, EachCredentialSendsItsOwnTopicAndAnUpdateGetsAFreshPool) {
+  auto a = certificate_credential();
+  auto b = token_credential();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(deliver(delivery_for(a)).outcome, Outcome::delivered);
+    EXPECT_EQ(deliver(delivery_for(b)).outcome, Outcome::delivered);
+  }
+  auto requests = production_.requests();
+  ASSERT_EQ(requests.size(), 6u);
+  for (std::size_t i = 0; i < requests.size(); i += 2) {
+    EXPECT_EQ(requests[i].header("apns-topic"), "com.example.app");
+    EXPECT_FALSE(requests[i].has_header("authorization"));
+    EXPECT_EQ(requests[i + 1].header("apns-topic"), "com.example.token");
+    EXPECT_TRUE(requests[i + 1].has_header("authorization"));
+    EXPECT_EQ(requests[i].header("content-type"), "application/json");
+  }
+  EXPECT_EQ(transport_.pool_count(), 2u);
+  auto updated = std::make_shared<CredentialRecord>(*a);
+  updated->date_updated = 2;
+  updated->apn_topic = "com.example.app";
+  EXPECT_EQ(deliver(delivery_for(updated)).outcome, Outcome::delivered);
+  EXPECT_EQ(transport_.pool_count(), 3u);
 }
 
 TEST(ApnsCertificateExpiry, DaysLeftAreReportedAndExpiredIsNegative) {

@@ -28,6 +28,11 @@ std::string header(const http2::H2Request& r, std::string_view name) {
   for (const auto& [k, v] : r.headers) {
     if (k == name) return v;
   }
+  if (r.shared_headers) {
+    for (const auto& [k, v] : *r.shared_headers) {
+      if (k == name) return v;
+    }
+  }
   return "<absent>";
 }
 
@@ -67,6 +72,42 @@ TEST(ApnsRequest, PayloadOver4096BytesIsNotBuilt) {
   EXPECT_FALSE(build_request(d, "t", ""));
   d.body = std::string(4096, ' ');
   EXPECT_TRUE(build_request(d, "t", ""));
+}
+
+TEST(ApnsRequest, ConstantHeadersAreSharedAndTheDeliveryIsTakenNotCopied) {
+  auto shared = shared_headers("com.example.app", "");
+  Delivery d = sample_delivery();
+  d.apns_collapse_id = "c1";
+  const char* body_bytes = d.body.data();
+  const std::string body = d.body;
+  auto r = build_request(std::move(d), shared);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->shared_headers.get(), shared.get());  // one block for every request of the credential
+  EXPECT_EQ(header(*r, "apns-topic"), "com.example.app");
+  EXPECT_EQ(header(*r, "content-type"), "application/json");
+  EXPECT_EQ(header(*r, "authorization"), "<absent>");
+  EXPECT_EQ(header(*r, "apns-id"), "123e4567-e89b-12d3-a456-426614174000");
+  EXPECT_EQ(header(*r, "apns-collapse-id"), "c1");
+  EXPECT_EQ(header(*r, "apns-priority"), "5");
+  EXPECT_EQ(header(*r, "apns-expiration"), "1700000000");
+  EXPECT_EQ(r->path, "/3/device/" + std::string(64, 'a'));
+  EXPECT_EQ(r->body, body);
+  EXPECT_EQ(r->body.data(), body_bytes);  // the payload moved in, not copied
+  auto second = build_request(sample_delivery(), shared);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->shared_headers.get(), shared.get());
+
+  auto token = shared_headers("com.example.app", "jwt-1");
+  ASSERT_EQ(token->size(), 3u);
+  EXPECT_EQ((*token)[2], (std::pair<std::string, std::string>("authorization", "bearer jwt-1")));
+}
+
+TEST(ApnsRequest, AnOversizedPayloadLeavesTheDeliveryAsItWas) {
+  Delivery d = sample_delivery();
+  d.body = std::string(4097, ' ');
+  EXPECT_FALSE(build_request(std::move(d), shared_headers("t", "")));
+  EXPECT_EQ(d.body.size(), 4097u);  // NOLINT(bugprone-use-after-move): nothing is taken on refusal
+  EXPECT_EQ(d.apns_id, "123e4567-e89b-12d3-a456-426614174000");
 }
 
 TEST(ApnsAnswer, Status200IsDelivered) {

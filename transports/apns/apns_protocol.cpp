@@ -10,23 +10,48 @@ using Outcome = DeliveryResult::Outcome;
 
 }  // namespace
 
+std::shared_ptr<const http2::HeaderList> shared_headers(const std::string& topic, const std::string& bearer) {
+  auto h = std::make_shared<http2::HeaderList>();
+  h->reserve(3);
+  h->emplace_back("apns-topic", topic);
+  h->emplace_back("content-type", "application/json");
+  if (!bearer.empty()) h->emplace_back("authorization", "bearer " + bearer);
+  return h;
+}
+
+namespace {
+
+std::string decimal(std::int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);  // fits the string's inline buffer: no allocation
+}
+
+}  // namespace
+
+std::optional<http2::H2Request> build_request(Delivery&& d, std::shared_ptr<const http2::HeaderList> shared) {
+  if (d.body.size() > kMaxPayloadBytes) return std::nullopt;
+  static constexpr std::string_view kPathPrefix = "/3/device/";
+  std::optional<http2::H2Request> out(std::in_place);
+  http2::H2Request& r = *out;
+  r.path.reserve(kPathPrefix.size() + d.address.size());
+  r.path.append(kPathPrefix).append(d.address);
+  r.shared_headers = std::move(shared);
+  r.headers.reserve(5);
+  r.headers.emplace_back("apns-push-type", std::move(d.apns_push_type));
+  r.headers.emplace_back("apns-priority", decimal(d.apns_priority));
+  r.headers.emplace_back("apns-expiration", decimal(d.apns_expiration));
+  if (!d.apns_id.empty()) r.headers.emplace_back("apns-id", std::move(d.apns_id));
+  if (d.apns_collapse_id) r.headers.emplace_back("apns-collapse-id", std::move(*d.apns_collapse_id));
+  r.body = std::move(d.body);
+  return out;
+}
+
 std::optional<http2::H2Request> build_request(const Delivery& d, const std::string& topic,
                                               const std::string& bearer) {
   if (d.body.size() > kMaxPayloadBytes) return std::nullopt;
-  http2::H2Request r;
-  r.method = "POST";
-  r.path = "/3/device/" + d.address;
-  r.headers.reserve(8);
-  r.headers.emplace_back("apns-topic", topic);
-  r.headers.emplace_back("apns-push-type", d.apns_push_type);
-  r.headers.emplace_back("apns-priority", std::to_string(d.apns_priority));
-  r.headers.emplace_back("apns-expiration", std::to_string(d.apns_expiration));
-  if (!d.apns_id.empty()) r.headers.emplace_back("apns-id", d.apns_id);
-  if (d.apns_collapse_id) r.headers.emplace_back("apns-collapse-id", *d.apns_collapse_id);
-  if (!bearer.empty()) r.headers.emplace_back("authorization", "bearer " + bearer);
-  r.headers.emplace_back("content-type", "application/json");
-  r.body = d.body;
-  return r;
+  Delivery copy = d;
+  return build_request(std::move(copy), shared_headers(topic, bearer));
 }
 
 Interpretation interpret(const http2::H2Result& answer) {

@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/url/parse.hpp>
@@ -13,6 +14,8 @@
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "daemon/model/log.hpp"
@@ -92,36 +95,114 @@ struct ApnsTransport::Endpoints {
   }
 };
 
+namespace {
+
+// What the requests of one credential share, whatever its endpoint: the headers every request carries alike,
+// built once, and for token auth the provider token they carry (rebuilt when it is re-minted).
+struct CredentialState {
+  std::string topic;
+  std::shared_ptr<ProviderTokenCache> tokens;  // token auth only
+  std::mutex mu;
+  std::string bearer;                                // the token `headers` carry (token auth), guarded by mu
+  std::shared_ptr<const http2::HeaderList> headers;  // constant for certificate auth; guarded by mu otherwise
+
+  // The shared headers to send now. `bearer_out`: the provider token they carry (token auth), to name it in
+  // reject().
+  JwtResult<std::shared_ptr<const http2::HeaderList>> headers_now(std::string& bearer_out) {
+    if (!tokens) return headers;
+    auto token = tokens->token();
+    if (!token) return token.error();
+    std::lock_guard lk(mu);
+    if (!headers || bearer != *token) {
+      bearer = *token;
+      headers = apns::shared_headers(topic, bearer);
+    }
+    bearer_out = std::move(*token);
+    return headers;
+  }
+};
+
+// The pool of one credential on one endpoint, and the credential's shared state.
+struct Route {
+  std::shared_ptr<http2::Http2Pool> pool;
+  std::shared_ptr<CredentialState> credential;
+};
+
+// Pools are keyed by credential sid, its date_updated (an updated credential gets fresh connections and a
+// fresh token cache) and endpoint; looked up per delivery with views of the record's fields (no key built).
+struct PoolKey {
+  std::string sid;
+  Seconds date_updated = 0;
+  bool sandbox = false;
+};
+struct PoolKeyView {
+  std::string_view sid;
+  Seconds date_updated = 0;
+  bool sandbox = false;
+};
+struct PoolKeyLess {
+  using is_transparent = void;
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    if (a.date_updated != b.date_updated) return a.date_updated < b.date_updated;
+    if (a.sandbox != b.sandbox) return a.sandbox < b.sandbox;
+    return std::string_view(a.sid) < std::string_view(b.sid);
+  }
+};
+
+struct LogIds {
+  std::string notification_sid;
+  std::string binding_sid;
+};
+
+DeliveryResult failure(DeliveryResult::Outcome outcome, std::string reason) {
+  DeliveryResult r;
+  r.outcome = outcome;
+  r.reason = std::move(reason);
+  return r;
+}
+
+boost::asio::awaitable<DeliveryResult> ready(DeliveryResult r) { co_return r; }
+
+}  // namespace
+
 struct ApnsTransport::Impl {
   boost::asio::any_io_executor executor;
   mutable std::mutex mu;
   std::shared_ptr<const Endpoints> endpoints;
-  // Keyed by credential sid, its date_updated (an updated credential gets fresh connections) and endpoint.
-  std::map<std::string, std::shared_ptr<http2::Http2Pool>> pools;
-  std::map<std::string, std::shared_ptr<ProviderTokenCache>> tokens;
+  std::map<PoolKey, Route, PoolKeyLess> pools;
+  // By (sid, date_updated); `sandbox` unused (false). Kept across reloads: a provider token outlives a pool.
+  std::map<PoolKey, std::shared_ptr<CredentialState>, PoolKeyLess> credentials;
   // Pools of endpoints a reload replaced, until their background drain is done.
   std::set<std::shared_ptr<http2::Http2Pool>> retiring;
   http2::PoolStats retired_counts;  // connections_opened and goaways of drained pools: counters never go back
-  bool draining = false;
+  std::atomic<bool> draining{false};
+  ProviderTokenCache::Clock token_clock;  // empty: the system clock
 
-  static std::string key_of(const CredentialRecord& c) {
-    std::string key;  // built per delivery: one allocation, not one per `+`
-    key.reserve(c.sid.size() + 32);
-    key.append(c.sid).append("/").append(std::to_string(c.date_updated));
-    key.append(c.sandbox ? "/sandbox" : "/production");
-    return key;
+  bool is_draining() const { return draining.load(std::memory_order_relaxed); }
+
+  std::shared_ptr<CredentialState> credential_state(const CredentialRecord& c) {  // under mu
+    auto& state = credentials[PoolKey{c.sid, c.date_updated, false}];
+    if (!state) {
+      state = std::make_shared<CredentialState>();
+      state->topic = c.apn_topic;
+      if (is_token_auth(c)) {
+        state->tokens =
+            std::make_shared<ProviderTokenCache>(c.private_key, c.apn_key_id, c.apn_team_id, token_clock);
+      } else {
+        state->headers = apns::shared_headers(c.apn_topic, "");
+      }
+    }
+    return state;
   }
 
-  bool is_draining() const {
+  // The pool for this credential (created on first use) and its shared state. nullopt (and a reason) when the
+  // pool cannot be built.
+  std::optional<Route> route_for(const CredentialRecord& c, std::string& why) {
     std::lock_guard lk(mu);
-    return draining;
-  }
-
-  // The pool for this credential, created on first use. nullptr (and a reason) when it cannot be built.
-  std::shared_ptr<http2::Http2Pool> pool_for(const CredentialRecord& c, std::string& why) {
-    std::string key = key_of(c);
-    std::lock_guard lk(mu);
-    if (auto it = pools.find(key); it != pools.end()) return it->second;
+    if (auto it = pools.find(PoolKeyView{c.sid, c.date_updated, c.sandbox}); it != pools.end()) {
+      return it->second;
+    }
     const Origin& origin = endpoints->origin(c.sandbox);
     http2::PoolOptions po;
     po.host = origin.host;
@@ -135,22 +216,66 @@ struct ApnsTransport::Impl {
                    : http2::make_client_tls_context(endpoints->options.ca_file, c.certificate, c.private_key);
     } catch (const std::exception& e) {
       why = e.what();
-      return nullptr;
+      return std::nullopt;
     }
     if (!is_token_auth(c)) log_certificate_expiry(c);
-    auto pool = std::make_shared<http2::Http2Pool>(executor, std::move(po));
-    pools.emplace(key, pool);
+    Route route{std::make_shared<http2::Http2Pool>(executor, std::move(po)), credential_state(c)};
+    pools.emplace(PoolKey{c.sid, c.date_updated, c.sandbox}, route);
     apns_log()->info("[{}] APNs pool to {}:{} ({} auth)", c.sid, origin.host, origin.port,
                      is_token_auth(c) ? "token" : "certificate");
-    return pool;
+    return route;
   }
 
-  std::shared_ptr<ProviderTokenCache> token_cache_for(const CredentialRecord& c) {
-    std::string key = c.sid + "/" + std::to_string(c.date_updated);
-    std::lock_guard lk(mu);
-    auto& cache = tokens[key];
-    if (!cache) cache = std::make_shared<ProviderTokenCache>(c.private_key, c.apn_key_id, c.apn_team_id);
-    return cache;
+  // Sends a built request and reads Apple's answer: at most two sends that reach APNs, the second only after
+  // APNs refused the provider token; a send that a reload's retired pool turned away (nothing was sent) goes
+  // to the new endpoint instead, a bounded number of times. Every resend is the same request (same apns-id),
+  // handed back by the pool; only its shared headers change when the provider token does.
+  static boost::asio::awaitable<DeliveryResult> exchange(std::shared_ptr<Impl> impl, Route route,
+                                                         std::shared_ptr<const CredentialRecord> credential,
+                                                         std::string bearer, LogIds ids,
+                                                         http2::H2Request request) {
+    using Outcome = DeliveryResult::Outcome;
+    int token_refusals = 0;
+    int reroutes = 0;
+    for (;;) {
+      auto sending = route.pool->send_returning(std::move(request));
+      std::tuple<http2::H2Result, http2::H2Request> done = co_await std::move(sending);
+      const http2::H2Result& answer = std::get<0>(done);
+      request = std::move(std::get<1>(done));
+      if (answer.failure == http2::H2Failure::shutting_down && reroutes < kMaxReroutes &&
+          !impl->is_draining()) {
+        ++reroutes;
+        std::string why;
+        auto next = impl->route_for(*credential, why);
+        if (!next) co_return failure(Outcome::credential_rejected, why);
+        route = std::move(*next);
+        auto headers = route.credential->headers_now(bearer);
+        if (!headers)
+          co_return failure(Outcome::credential_rejected, "provider token: " + headers.error().message);
+        request.shared_headers = std::move(*headers);
+        continue;
+      }
+      apns::Interpretation seen = apns::interpret(answer);
+      if (seen.provider_token_rejected && route.credential->tokens && token_refusals == 0) {
+        apns_log()->warn("[{}][{}] APNs refused the provider token of {} ({}): refreshing once",
+                         ids.notification_sid, ids.binding_sid, credential->sid, seen.result.reason);
+        route.credential->tokens->reject(bearer);
+        ++token_refusals;
+        auto headers = route.credential->headers_now(bearer);
+        if (!headers)
+          co_return failure(Outcome::credential_rejected, "provider token: " + headers.error().message);
+        request.shared_headers = std::move(*headers);
+        continue;
+      }
+      if (seen.result.outcome != Outcome::delivered) {
+        constexpr std::size_t kPathPrefix = std::string_view("/3/device/").size();
+        apns_log()->debug("[{}][{}] APNs {} {} for {}: {}", ids.notification_sid, ids.binding_sid,
+                          seen.result.provider_status, to_string(seen.result.outcome),
+                          truncate_token(std::string_view(request.path).substr(kPathPrefix)),
+                          seen.result.reason.empty() ? answer.detail : seen.result.reason);
+      }
+      co_return std::move(seen.result);
+    }
   }
 
   // Drains a pool a reload replaced, off the caller's path. Its streams in flight finish first.
@@ -196,13 +321,12 @@ void ApnsTransport::commit(std::shared_ptr<const Endpoints> next) {
     const bool production_kept = same_trust && previous->production == next->production;
     const bool sandbox_kept = same_trust && previous->sandbox == next->sandbox;
     for (auto it = impl_->pools.begin(); it != impl_->pools.end();) {
-      const bool sandbox_pool = it->first.ends_with("/sandbox");
-      if (sandbox_pool ? sandbox_kept : production_kept) {
+      if (it->first.sandbox ? sandbox_kept : production_kept) {
         ++it;
         continue;
       }
-      retired.push_back(it->second);
-      impl_->retiring.insert(it->second);
+      retired.push_back(it->second.pool);
+      impl_->retiring.insert(it->second.pool);
       it = impl_->pools.erase(it);
     }
     if (production_kept && sandbox_kept) {
@@ -228,8 +352,13 @@ void ApnsTransport::commit(std::shared_ptr<const Endpoints> next) {
 }
 
 ApnsTransport::ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions options)
+    : ApnsTransport(std::move(executor), std::move(options), {}) {}
+
+ApnsTransport::ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions options,
+                             std::function<std::int64_t()> token_clock)
     : impl_(std::make_shared<Impl>()) {
   impl_->executor = std::move(executor);
+  impl_->token_clock = std::move(token_clock);
   auto endpoints = stage(options);
   if (!endpoints) throw std::invalid_argument(endpoints.error());
   commit(std::move(*endpoints));
@@ -237,64 +366,27 @@ ApnsTransport::ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions 
 
 ApnsTransport::~ApnsTransport() = default;
 
+// Not a coroutine: the request is built here, where the delivery is at hand, and only what the exchange needs
+// goes into its coroutine frame (a small frame, recycled by Asio, instead of one holding the whole Delivery).
 boost::asio::awaitable<DeliveryResult> ApnsTransport::deliver(Delivery d) {
   using Outcome = DeliveryResult::Outcome;
-  auto impl = impl_;
-  auto fail = [&](Outcome outcome, std::string reason) {
-    DeliveryResult r;
-    r.outcome = outcome;
-    r.reason = std::move(reason);
-    return r;
-  };
   if (!d.credential || d.credential->type != "apn") {
-    co_return fail(Outcome::credential_rejected, "no apn credential for this binding");
+    return ready(failure(Outcome::credential_rejected, "no apn credential for this binding"));
   }
-  if (impl->is_draining()) co_return fail(Outcome::retry_later, "transport is shutting down");
-  const CredentialRecord& credential = *d.credential;
+  if (impl_->is_draining()) return ready(failure(Outcome::retry_later, "transport is shutting down"));
   std::string why;
-  auto pool = impl->pool_for(credential, why);
-  if (!pool) co_return fail(Outcome::credential_rejected, why);
-  std::shared_ptr<ProviderTokenCache> tokens;
-  if (is_token_auth(credential)) tokens = impl->token_cache_for(credential);
-
-  // At most two sends that reach APNs: the second only after APNs refused the provider token. A send that a
-  // reload's retired pool turned away (nothing was sent) goes to the new endpoint instead, a bounded number
-  // of times.
-  int token_refusals = 0;
-  int reroutes = 0;
-  for (;;) {
-    std::string bearer;
-    if (tokens) {
-      auto token = tokens->token();
-      if (!token) co_return fail(Outcome::credential_rejected, "provider token: " + token.error().message);
-      bearer = *token;
-    }
-    auto request = apns::build_request(d, credential.apn_topic, bearer);
-    if (!request) co_return fail(Outcome::payload_rejected, "PayloadTooLarge");
-    http2::H2Result answer = co_await pool->send(std::move(*request));
-    if (answer.failure == http2::H2Failure::shutting_down && reroutes < kMaxReroutes &&
-        !impl->is_draining()) {
-      ++reroutes;
-      pool = impl->pool_for(credential, why);
-      if (!pool) co_return fail(Outcome::credential_rejected, why);
-      continue;
-    }
-    apns::Interpretation seen = apns::interpret(answer);
-    if (seen.provider_token_rejected && tokens && token_refusals == 0) {
-      apns_log()->warn("[{}][{}] APNs refused the provider token of {} ({}): refreshing once",
-                       d.notification_sid, d.binding_sid, credential.sid, seen.result.reason);
-      tokens->reject(bearer);
-      ++token_refusals;
-      continue;
-    }
-    if (seen.result.outcome != Outcome::delivered) {
-      apns_log()->debug("[{}][{}] APNs {} {} for {}: {}", d.notification_sid, d.binding_sid,
-                        seen.result.provider_status, to_string(seen.result.outcome),
-                        truncate_token(d.address),
-                        seen.result.reason.empty() ? answer.detail : seen.result.reason);
-    }
-    co_return seen.result;
-  }
+  auto route = impl_->route_for(*d.credential, why);
+  if (!route) return ready(failure(Outcome::credential_rejected, why));
+  std::string bearer;
+  auto headers = route->credential->headers_now(bearer);
+  if (!headers)
+    return ready(failure(Outcome::credential_rejected, "provider token: " + headers.error().message));
+  std::shared_ptr<const CredentialRecord> credential = std::move(d.credential);
+  LogIds ids{std::move(d.notification_sid), std::move(d.binding_sid)};
+  auto request = apns::build_request(std::move(d), std::move(*headers));
+  if (!request) return ready(failure(Outcome::payload_rejected, "PayloadTooLarge"));
+  return Impl::exchange(impl_, std::move(*route), std::move(credential), std::move(bearer), std::move(ids),
+                        std::move(*request));
 }
 
 boost::asio::awaitable<void> ApnsTransport::drain() {
@@ -302,7 +394,7 @@ boost::asio::awaitable<void> ApnsTransport::drain() {
   {
     std::lock_guard lk(impl_->mu);
     impl_->draining = true;
-    for (auto& [key, pool] : impl_->pools) pools.push_back(pool);
+    for (auto& [key, route] : impl_->pools) pools.push_back(route.pool);
     pools.insert(pools.end(), impl_->retiring.begin(), impl_->retiring.end());
   }
   for (auto& pool : pools) co_await pool->drain();
@@ -318,7 +410,7 @@ http2::PoolStats ApnsTransport::stats() const {
   http2::PoolStats total;
   {
     std::lock_guard lk(impl_->mu);
-    for (auto& [key, pool] : impl_->pools) pools.push_back(pool);
+    for (auto& [key, route] : impl_->pools) pools.push_back(route.pool);
     pools.insert(pools.end(), impl_->retiring.begin(), impl_->retiring.end());
     total = impl_->retired_counts;
   }
@@ -337,7 +429,9 @@ std::uint64_t ApnsTransport::token_mints() const {
   std::vector<std::shared_ptr<ProviderTokenCache>> caches;
   {
     std::lock_guard lk(impl_->mu);
-    for (auto& [key, cache] : impl_->tokens) caches.push_back(cache);
+    for (auto& [key, state] : impl_->credentials) {
+      if (state->tokens) caches.push_back(state->tokens);
+    }
   }
   std::uint64_t n = 0;
   for (auto& cache : caches) n += cache->mint_count();

@@ -7,6 +7,8 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/system/result.hpp>
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -27,6 +29,9 @@ class ApnsTransport final : public Transport {
  public:
   // Throws std::invalid_argument naming the problem when `options` are unusable (see stage()).
   ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions options);
+  // `token_clock`: seconds since the epoch for provider tokens (their age and iat), for tests that move time.
+  ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions options,
+                std::function<std::int64_t()> token_clock);
   ~ApnsTransport() override;
 
   boost::asio::awaitable<DeliveryResult> deliver(Delivery delivery) override;

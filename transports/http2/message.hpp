@@ -1,6 +1,7 @@
 #pragma once
 // HTTP/2 request/response values shared by Session (sans-I/O), Connection and Http2Pool. Plain data:
 // no I/O, no executor. Failures are values (H2Result::failure), never exceptions.
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -8,10 +9,15 @@
 
 namespace notifyd::http2 {
 
+using HeaderList = std::vector<std::pair<std::string, std::string>>;  // lowercase names
+
 struct H2Request {
   std::string method = "POST";
-  std::string path;                                          // ":path", e.g. "/3/device/<token>"
-  std::vector<std::pair<std::string, std::string>> headers;  // lowercase names
+  std::string path;  // ":path", e.g. "/3/device/<token>"
+  // Headers many requests carry alike (one APNs credential's topic, content type, provider token), built
+  // once and shared instead of copied into every request; sent before `headers`. May be null.
+  std::shared_ptr<const HeaderList> shared_headers;
+  HeaderList headers;  // this request's own
   std::string body;
 };
 

@@ -75,7 +75,8 @@ struct PendingSend {
   PendingSend& operator=(const PendingSend&) = delete;
 
   // Runs the caller's completion handler; called on the caller's executor (`work`), never on the strand.
-  virtual void invoke(H2Result result) = 0;
+  // `sole_owner`: no stream shares the request any more (it may be moved back to the caller).
+  virtual void invoke(H2Result result, bool sole_owner) = 0;
 
   // What a stream holds; a retry after `refused` resends this very request (same apns-id).
   std::shared_ptr<const H2Request> request() const { return {self, &request_storage}; }
@@ -93,11 +94,22 @@ struct PendingSend {
   std::uint64_t avoid = 0;  // a connection that refused it
 };
 
-template <class Handler>
+// kReturnRequest: the handler takes (H2Result, H2Request), see Http2Pool::send_returning.
+template <class Handler, bool kReturnRequest>
 struct PendingSendOf final : PendingSend {
   PendingSendOf(H2Request r, Handler h)
       : PendingSend(std::move(r), asio::get_associated_executor(h)), handler(std::move(h)) {}
-  void invoke(H2Result result) override { std::move(handler)(std::move(result)); }
+  void invoke(H2Result result, bool sole_owner) override {
+    if constexpr (kReturnRequest) {
+      if (sole_owner) {
+        std::move(handler)(std::move(result), std::move(request_storage));
+      } else {
+        std::move(handler)(std::move(result), H2Request(request_storage));
+      }
+    } else {
+      std::move(handler)(std::move(result));
+    }
+  }
   Handler handler;
 };
 
@@ -111,7 +123,11 @@ struct Finished {
 // work the send held.
 void hand_over(std::vector<Finished>& batch) {
   for (auto& f : batch) {
-    f.send->invoke(std::move(f.result));
+    // Streams (on the strand) only ever drop their references once the send is finished: a count of one
+    // is final. The fence orders the last stream's use of the request (its release decrement) before ours.
+    const bool sole_owner = f.send.use_count() == 1;
+    if (sole_owner) std::atomic_thread_fence(std::memory_order_acquire);
+    f.send->invoke(std::move(f.result), sole_owner);
     f.send->work.reset();
   }
 }
@@ -536,16 +552,34 @@ Http2Pool::~Http2Pool() {
   asio::post(impl_->strand_, [impl = impl_] { impl->stop("pool destroyed"); });
 }
 
-// Not a coroutine: the awaitable is the operation itself, so a send costs one PendingSend and the caller's
+namespace {
+
+// ImplPtr: shared_ptr<Http2Pool::Impl> (private to Http2Pool, hence deduced).
+template <bool kReturnRequest, class Handler, class ImplPtr>
+void start_send(Handler handler, const ImplPtr& impl, H2Request request) {
+  using Pending = PendingSendOf<Handler, kReturnRequest>;
+  auto p = std::make_shared<Pending>(std::move(request), std::move(handler));  // one allocation
+  p->self = p;
+  impl->enqueue(p.get());
+}
+
+}  // namespace
+
+// Not coroutines: the awaitable is the operation itself, so a send costs one PendingSend and the caller's
 // resumption, not a coroutine spawned onto the strand.
 asio::awaitable<H2Result> Http2Pool::send(H2Request request) {
   auto initiate = [](auto handler, std::shared_ptr<Impl> impl, H2Request req) {
-    using Handler = std::decay_t<decltype(handler)>;
-    auto p = std::make_shared<PendingSendOf<Handler>>(std::move(req), std::move(handler));  // one allocation
-    p->self = p;
-    impl->enqueue(p.get());
+    start_send<false>(std::move(handler), impl, std::move(req));
   };
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(H2Result)>(
+      std::move(initiate), asio::use_awaitable, impl_, std::move(request));
+}
+
+asio::awaitable<std::tuple<H2Result, H2Request>> Http2Pool::send_returning(H2Request request) {
+  auto initiate = [](auto handler, std::shared_ptr<Impl> impl, H2Request req) {
+    start_send<true>(std::move(handler), impl, std::move(req));
+  };
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(H2Result, H2Request)>(
       std::move(initiate), asio::use_awaitable, impl_, std::move(request));
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -56,6 +57,10 @@ class Http2Pool {
   // Sends one request and waits for its whole response (or failure). Retries `refused` streams on
   // another connection by itself (bounded); other failures are returned to the caller.
   boost::asio::awaitable<H2Result> send(H2Request request);
+  // The same, and the request back with the result, for a caller that may send it again (APNs: after a
+  // provider-token refusal, or to a reload's new endpoint) without having kept a copy: moved back when no
+  // stream holds it any more (the usual case), else copied.
+  boost::asio::awaitable<std::tuple<H2Result, H2Request>> send_returning(H2Request request);
   // Sends GOAWAY on every connection, waits (bounded by request_timeout) for open streams, then closes.
   boost::asio::awaitable<void> drain();
   PoolStats stats() const;

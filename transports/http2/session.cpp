@@ -218,7 +218,7 @@ Session::Session(SessionOptions options) : options_(std::move(options)), log_(mo
   nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &Callbacks::on_frame_send);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, &Callbacks::on_frame_not_send);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Callbacks::on_stream_close);
-  int rv = nghttp2_session_client_new(&session_, cbs, this);
+  int rv = nghttp2_session_client_new3(&session_, cbs, this, nullptr, memory_.mem());
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0) throw std::bad_alloc();
   nghttp2_settings_entry settings[] = {
@@ -276,7 +276,7 @@ SubmitResult Session::submit(std::shared_ptr<const H2Request> request, Completio
   std::array<nghttp2_nv, kStackNv> stack_nv;
   std::vector<nghttp2_nv> heap_nv;
   nghttp2_nv* nv = stack_nv.data();
-  const std::size_t nvlen = 4 + req.headers.size();
+  const std::size_t nvlen = 4 + (req.shared_headers ? req.shared_headers->size() : 0) + req.headers.size();
   if (nvlen > kStackNv) {
     heap_nv.resize(nvlen);
     nv = heap_nv.data();
@@ -286,10 +286,16 @@ SubmitResult Session::submit(std::shared_ptr<const H2Request> request, Completio
   nv[2] = make_nv(kAuthority, options_.authority);
   nv[3] = make_nv(kPath, req.path);
   std::size_t i = 4;
-  for (const auto& [name, value] : req.headers) {
-    // Credentials stay out of the HPACK dynamic table (and out of any log line).
-    nv[i++] = make_nv(name, value, name == "authorization" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
-  }
+  auto add = [&](const HeaderList& list) {
+    for (const auto& [name, value] : list) {
+      // Credentials stay out of the HPACK dynamic table (and out of any log line).
+      nv[i++] = make_nv(
+          name, value,
+          std::string_view(name) == "authorization" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
+    }
+  };
+  if (req.shared_headers) add(*req.shared_headers);
+  add(req.headers);
   nghttp2_data_provider provider{};
   provider.source.ptr = st;
   provider.read_callback = &Callbacks::read_body;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "transports/http2/message.hpp"
+#include "transports/http2/session_memory.hpp"
 
 struct nghttp2_session;
 
@@ -108,6 +109,7 @@ class Session {
 
   SessionOptions options_;
   std::shared_ptr<spdlog::logger> log_;
+  SessionMemory memory_;  // before session_: nghttp2 frees into it when the session is deleted
   nghttp2_session* session_ = nullptr;
   StreamMap streams_;
   std::vector<StreamMap::node_type> spare_streams_;  // reset, ready for reuse (bounded)
