@@ -329,14 +329,7 @@ http2::PoolStats FcmTransport::stats() const {
     pools.insert(pools.end(), impl_->retiring.begin(), impl_->retiring.end());
     total = impl_->retired_counts;
   }
-  for (auto& pool : pools) {
-    auto s = pool->stats();
-    total.connections += s.connections;
-    total.streams_in_flight += s.streams_in_flight;
-    total.waiting += s.waiting;
-    total.connections_opened += s.connections_opened;
-    total.goaways += s.goaways;
-  }
+  for (auto& pool : pools) total += pool->stats();
   return total;
 }
 

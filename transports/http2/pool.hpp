@@ -45,6 +45,16 @@ struct PoolStats {
   std::size_t waiting = 0;  // sends waiting for a stream slot
   std::uint64_t connections_opened = 0;
   std::uint64_t goaways = 0;
+
+  // Sums another pool's figures into these (a transport's total over its pools).
+  PoolStats& operator+=(const PoolStats& other) {
+    connections += other.connections;
+    streams_in_flight += other.streams_in_flight;
+    waiting += other.waiting;
+    connections_opened += other.connections_opened;
+    goaways += other.goaways;
+    return *this;
+  }
 };
 
 class Http2Pool {
