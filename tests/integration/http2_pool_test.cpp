@@ -2,6 +2,7 @@
 // multiplexing, growth, GOAWAY, connection loss, TLS failures, idle close and PING. Every wait is bounded.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -151,6 +152,70 @@ TEST_F(Http2PoolTest, GrowsWhenEachConnectionAllowsOneStream) {
   EXPECT_LE(server.connections_accepted(), 3u);
   EXPECT_EQ(server.peak_concurrent_streams(), 1u);
   EXPECT_LE(pool.stats().connections, 3u);
+}
+
+// A connection whose send window is spent (the peer holds back WINDOW_UPDATE) cannot carry another body:
+// once a send's body waits for window there, further sends with bodies go through a new connection instead
+// of queueing behind it, and complete while the first still waits.
+TEST_F(Http2PoolTest, GrowsWhenAConnectionsSendWindowIsSpent) {
+  FakeH2Options so;
+  so.hold_window_updates = true;
+  FakeH2Server server(so);
+  server.set_handler(
+      [](const FakeRequest& r) { return FakeResponse::json(200, std::to_string(r.body.size())); });
+  auto o = options_for(server);
+  o.max_connections = 2;
+  Http2Pool pool(io_.get_executor(), o);
+
+  using Slot = std::shared_ptr<std::optional<H2Result>>;
+  auto start_send = [&](std::size_t body_size) {
+    auto slot = std::make_shared<std::optional<H2Result>>();
+    H2Request req;
+    req.path = "/3/device/" + std::string(64, 'b');
+    req.body = std::string(body_size, 'x');
+    asio::co_spawn(io_, pool.send(std::move(req)), [slot](std::exception_ptr e, H2Result r) {
+      if (e) r = H2Result{H2Failure::reset, {}, "exception"};
+      *slot = std::move(r);
+    });
+    return slot;
+  };
+
+  // 65,535 bytes (the connection's initial send window) go out; the rest of the body waits for WINDOW_UPDATE.
+  constexpr std::size_t kWindow = 65535;
+  Slot large = start_send(kWindow + 4465);
+  ASSERT_TRUE(run_until([&] { return server.data_bytes_received() >= kWindow; }, 5s))
+      << "the large body did not fill the window (" << server.data_bytes_received() << " bytes)";
+  run_for(50ms);  // nothing more arrives: the window is spent
+  ASSERT_EQ(server.data_bytes_received(), kWindow);
+  ASSERT_FALSE(large->has_value()) << to_string((*large)->failure) << " " << (*large)->detail;
+
+  std::vector<Slot> small;
+  for (int i = 0; i < 3; ++i) small.push_back(start_send(100));
+  const bool small_done = run_until(
+      [&] { return std::all_of(small.begin(), small.end(), [](const Slot& s) { return s->has_value(); }); },
+      3s);
+  EXPECT_TRUE(small_done) << "sends with bodies queued behind the spent window";
+  EXPECT_FALSE(large->has_value()) << "the large body still waits for its window";
+  EXPECT_EQ(server.connections_accepted(), 2u);
+  if (small_done) {
+    for (const Slot& s : small) EXPECT_TRUE(all_ok({**s}));
+    for (const FakeRequest& r : server.requests()) {
+      EXPECT_EQ(r.body.size(), 100u) << "only the small sends are complete yet";
+      EXPECT_EQ(r.connection_id, 2u) << "a small send went through the connection with the spent window";
+    }
+  }
+
+  server.release_window_updates();
+  ASSERT_TRUE(run_until([&] { return large->has_value(); }, 5s)) << "WINDOW_UPDATE did not let it finish";
+  ASSERT_TRUE(run_until(
+      [&] { return std::all_of(small.begin(), small.end(), [](const Slot& s) { return s->has_value(); }); },
+      5s));
+  EXPECT_TRUE(all_ok({**large}));
+  EXPECT_EQ((*large)->response.body, std::to_string(kWindow + 4465));
+  auto last = server.last_request();
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->connection_id, 1u);
+  EXPECT_EQ(server.connections_accepted(), 2u);
 }
 
 TEST_F(Http2PoolTest, GoawayMidFlightIsRetriedElsewhere) {

@@ -192,6 +192,8 @@ struct FakeH2Server::State {
 
   std::atomic<std::uint32_t> max_streams{options.max_concurrent_streams};
   std::atomic<bool> answer_pings{options.answer_pings};
+  std::atomic<bool> holding_window_updates{options.hold_window_updates};
+  std::atomic<std::uint64_t> data_bytes{0};
   std::atomic<std::uint64_t> accepted{0}, open{0}, handshakes_failed{0}, without_h2{0}, goaways{0}, rsts{0},
       pings{0};
   std::atomic<std::uint32_t> peak_streams{0};
@@ -249,6 +251,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
     start_goaway(last_stream_seen_, code);
     flush();
   }
+  // Acknowledges the DATA held back under FakeH2Options::hold_window_updates (state_.holding_window_updates
+  // is already false, so later DATA is acknowledged as it arrives).
+  void release_windows() {
+    if (!session_ || closed_ || held_connection_bytes_ == 0) return;
+    nghttp2_session_consume_connection(session_, held_connection_bytes_);
+    held_connection_bytes_ = 0;
+    for (auto& s : streams_) {
+      if (s->held_bytes == 0) continue;
+      nghttp2_session_consume_stream(session_, s->request.stream_id, s->held_bytes);
+      s->held_bytes = 0;
+    }
+    flush();
+  }
   void close() {
     if (closed_) return;
     closed_ = true;
@@ -269,6 +284,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     FakeRequest request;
     FakeResponse response;
     std::size_t body_offset = 0;
+    std::size_t held_bytes = 0;  // DATA not yet acknowledged (hold_window_updates)
     std::optional<asio::steady_timer> timer;
     std::vector<nghttp2_nv> nva;
     std::array<char, 8> status{};
@@ -309,6 +325,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     nghttp2_option* opt = nullptr;
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_ping_ack(opt, 1);
+    if (state_.options.hold_window_updates) nghttp2_option_set_no_auto_window_update(opt, 1);
     int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
@@ -415,6 +432,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     r.body.clear();
     sd->response = FakeResponse{};
     sd->body_offset = 0;
+    sd->held_bytes = 0;
     free_.push_back(sd);
   }
 
@@ -541,7 +559,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t stream_id, const std::uint8_t* data,
                            std::size_t len, void* user) {
     auto* self = static_cast<Connection*>(user);
-    if (StreamData* sd = self->stream_data(stream_id)) sd->request.body.append(as_view(data, len));
+    StreamData* sd = self->stream_data(stream_id);
+    if (sd) sd->request.body.append(as_view(data, len));
+    if (self->state_.options.hold_window_updates) {  // nghttp2 leaves WINDOW_UPDATE to us
+      if (self->state_.holding_window_updates.load()) {
+        self->held_connection_bytes_ += len;
+        if (sd) sd->held_bytes += len;
+      } else {
+        nghttp2_session_consume(self->session_, stream_id, len);
+      }
+    }
+    self->state_.data_bytes.fetch_add(len);
+    if (self->state_.options.hold_window_updates) self->state_.notify();  // a test may wait on the bytes
     return 0;
   }
 
@@ -616,6 +645,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool lingering_ = false;
   std::uint32_t open_streams_ = 0;
   std::int32_t last_stream_seen_ = 0;
+  // DATA not yet acknowledged on the connection (hold_window_updates)
+  std::size_t held_connection_bytes_ = 0;
   std::optional<std::int32_t> goaway_last_;
   bool client_cert_ = false;
   std::string client_subject_;
@@ -764,6 +795,11 @@ void FakeH2Server::close_all_connections() {
 
 void FakeH2Server::set_answer_pings(bool answer) { state_->answer_pings.store(answer); }
 
+void FakeH2Server::release_window_updates() {
+  state_->holding_window_updates.store(false);
+  state_->for_each_connection([](Connection& c) { c.release_windows(); });
+}
+
 std::uint64_t FakeH2Server::request_count() const {
   std::lock_guard lock(state_->mu);
   return state_->request_count;
@@ -801,6 +837,7 @@ void FakeH2Server::reset_peak_concurrent_streams() { state_->peak_streams.store(
 std::uint64_t FakeH2Server::goaways_sent() const { return state_->goaways.load(); }
 std::uint64_t FakeH2Server::rst_streams_sent() const { return state_->rsts.load(); }
 std::uint64_t FakeH2Server::pings_received() const { return state_->pings.load(); }
+std::uint64_t FakeH2Server::data_bytes_received() const { return state_->data_bytes.load(); }
 
 ::testing::AssertionResult FakeH2Server::wait_until(const std::function<bool()>& predicate,
                                                     std::chrono::milliseconds timeout,

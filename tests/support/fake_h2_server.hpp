@@ -72,6 +72,9 @@ struct FakeH2Options {
   std::size_t threads = 1;                      // io_context threads
   std::size_t log_capacity = 10000;  // requests kept in full (oldest dropped); counts are always exact
   bool answer_pings = true;          // false: PINGs are never acknowledged (dead-peer tests)
+  // true: received DATA is not acknowledged with WINDOW_UPDATE until release_window_updates(), so the
+  // client's send windows stay spent (flow-control-bound tests)
+  bool hold_window_updates = false;
 };
 
 class FakeH2Server {
@@ -111,6 +114,10 @@ class FakeH2Server {
   void send_goaway_to_all(std::uint32_t error_code = 0);  // last_stream_id = last stream seen
   void close_all_connections();                           // abrupt TCP close
   void set_answer_pings(bool answer);
+  // With FakeH2Options::hold_window_updates: every open connection acknowledges the DATA it held back
+  // (WINDOW_UPDATE as nghttp2 sends it) and, from then on, acknowledges DATA as it arrives. No effect
+  // otherwise.
+  void release_window_updates();
 
   // ---- observation ----
   std::uint64_t request_count() const;  // completed requests received (logged), since start or clear_log()
@@ -126,8 +133,9 @@ class FakeH2Server {
   std::uint32_t peak_concurrent_streams() const;  // max streams open at once on any one connection
   void reset_peak_concurrent_streams();
   std::uint64_t goaways_sent() const;
-  std::uint64_t rst_streams_sent() const;  // every RST_STREAM sent, by a knob or by nghttp2 itself
-  std::uint64_t pings_received() const;    // PING frames without ACK
+  std::uint64_t rst_streams_sent() const;     // every RST_STREAM sent, by a knob or by nghttp2 itself
+  std::uint64_t pings_received() const;       // PING frames without ACK
+  std::uint64_t data_bytes_received() const;  // DATA payload (request bodies) on every connection, in total
 
   // ---- bounded waits ----
   ::testing::AssertionResult wait_for_requests(std::uint64_t n,

@@ -186,9 +186,11 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
     return best;
   }
 
-  std::shared_ptr<Connection> choose(std::uint64_t avoid) const {
+  // Grows rather than queue behind a blocked window: opens a connection, or waits for the one being opened
+  // (its reader wakes the queue before it is ready), unless opening one just failed (`connect_failed`).
+  std::shared_ptr<Connection> choose(std::uint64_t avoid, bool connect_failed) const {
     if (auto c = pick(avoid, false)) return c;
-    if (can_grow() && connecting_ == 0) return nullptr;  // grow rather than queue behind a blocked window
+    if (!connect_failed && (connecting_ > 0 || can_grow())) return nullptr;
     if (auto c = pick(avoid, true)) return c;
     if (avoid != 0 && !(can_grow() && connecting_ == 0)) return pick(0, true);
     return nullptr;
@@ -316,7 +318,7 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
           finish(p, H2Result{H2Failure::shutting_down, {}, "pool draining"});
           continue;
         }
-        auto conn = choose(p.avoid);
+        auto conn = choose(p.avoid, connect_error != nullptr);
         if (!conn) {
           if (connect_error != nullptr && connecting_ == 0) {
             it = unqueue(it);
