@@ -38,18 +38,6 @@ std::shared_ptr<CredentialRecord> certificate_credential(bool sandbox = false) {
   return c;
 }
 
-std::shared_ptr<CredentialRecord> token_credential() {
-  auto c = std::make_shared<CredentialRecord>();
-  c->sid = make_sid("CR");
-  c->type = "apn";
-  c->private_key = test::make_p8_key();
-  c->apn_key_id = "KEYID12345";
-  c->apn_team_id = "TEAMID1234";
-  c->apn_topic = "com.example.token";
-  c->date_updated = 1;
-  return c;
-}
-
 Delivery delivery_for(std::shared_ptr<const CredentialRecord> credential,
                       std::string body = R"({"aps":{"alert":"hi"}})") {
   Delivery d;
@@ -111,7 +99,7 @@ TEST_F(ApnsTransportTest, SandboxCredentialsGoToTheSandboxEndpoint) {
 }
 
 TEST_F(ApnsTransportTest, TokenAuthSendsOneCachedEs256TokenWithKidAndIss) {
-  auto credential = token_credential();
+  auto credential = test::make_apn_token_credential();
   for (int i = 0; i < 5; ++i) EXPECT_EQ(deliver(delivery_for(credential)).outcome, Outcome::delivered);
   auto requests = production_.requests();
   ASSERT_EQ(requests.size(), 5u);
@@ -131,7 +119,7 @@ TEST_F(ApnsTransportTest, RejectedProviderTokenIsRetriedOnce) {
     if (calls++ == 0) return FakeResponse::json(403, R"({"reason":"ExpiredProviderToken"})");
     return FakeResponse::json(200, "");
   });
-  auto result = deliver(delivery_for(token_credential()));
+  auto result = deliver(delivery_for(test::make_apn_token_credential()));
   EXPECT_EQ(result.outcome, Outcome::delivered) << result.reason;
   EXPECT_EQ(production_.request_count(), 2u);
 }
@@ -139,7 +127,7 @@ TEST_F(ApnsTransportTest, RejectedProviderTokenIsRetriedOnce) {
 TEST_F(ApnsTransportTest, ProviderTokenRefusedTwiceRejectsTheCredential) {
   production_.set_handler(
       [](const FakeRequest&) { return FakeResponse::json(403, R"({"reason":"InvalidProviderToken"})"); });
-  auto result = deliver(delivery_for(token_credential()));
+  auto result = deliver(delivery_for(test::make_apn_token_credential()));
   EXPECT_EQ(result.outcome, Outcome::credential_rejected);
   EXPECT_EQ(result.reason, "InvalidProviderToken");
   EXPECT_EQ(production_.request_count(), 2u);
@@ -242,7 +230,7 @@ TEST(ApnsTransportTokenRefresh, TheRetryAfterARefusedTokenIsTheSameRequestWithTh
     now += ProviderTokenCache::kMinAgeSeconds + 60;  // old enough to be replaced once refused
     return FakeResponse::json(403, R"({"reason":"ExpiredProviderToken"})");
   });
-  auto credential = token_credential();
+  auto credential = test::make_apn_token_credential();
   Delivery d = delivery_for(credential);
   d.apns_collapse_id = "collapse-1";
   auto result = io.run(transport.deliver(d));
@@ -274,7 +262,7 @@ TEST(ApnsTransportTokenRefresh, TheRetryAfterARefusedTokenIsTheSameRequestWithTh
 // them, and an updated credential (new date_updated) gets its own pool.
 TEST_F(ApnsTransportTest, EachCredentialSendsItsOwnTopicAndAnUpdateGetsAFreshPool) {
   auto a = certificate_credential();
-  auto b = token_credential();
+  auto b = test::make_apn_token_credential();
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(deliver(delivery_for(a)).outcome, Outcome::delivered);
     EXPECT_EQ(deliver(delivery_for(b)).outcome, Outcome::delivered);

@@ -49,18 +49,6 @@ FakeH2Options other_pki_h2() {
   return o;
 }
 
-std::shared_ptr<CredentialRecord> apn_token_credential() {
-  auto c = std::make_shared<CredentialRecord>();
-  c->sid = make_sid("CR");
-  c->type = "apn";
-  c->private_key = test::make_p8_key();
-  c->apn_key_id = "KEYID12345";
-  c->apn_team_id = "TEAMID1234";
-  c->apn_topic = "com.example.token";
-  c->date_updated = 1;
-  return c;
-}
-
 std::shared_ptr<CredentialRecord> apn_certificate_credential() {
   auto pair = test::make_client_cert("com.example.app");
   auto c = std::make_shared<CredentialRecord>();
@@ -168,7 +156,7 @@ class RegistryReloadTest : public ::testing::Test {
 };
 
 TEST_F(RegistryReloadTest, ApnsMovesToTheNewEndpointAndCaWhileAPushInFlightOnTheOldOneIsDelivered) {
-  auto token = apn_token_credential();
+  auto token = test::make_apn_token_credential();
   auto certificate = apn_certificate_credential();
   ASSERT_EQ(deliver(apn_delivery(token)).outcome, Outcome::delivered);
   ASSERT_EQ(deliver(apn_delivery(certificate)).outcome, Outcome::delivered);
@@ -204,7 +192,7 @@ TEST_F(RegistryReloadTest, ApnsSendsQueuedOnTheOldPoolGoToTheNewEndpointInsteadO
   // One stream per connection and the default 4 connections: the fifth push waits in A's pool for a slot.
   apns_a_.set_max_concurrent_streams(1);
   apns_a_.set_response_delay(kInFlightDelay);
-  auto token = apn_token_credential();
+  auto token = test::make_apn_token_credential();
   std::vector<std::future<DeliveryResult>> pushes;
   for (int i = 0; i < 4; ++i) pushes.push_back(start(apn_delivery(token)));
   ASSERT_TRUE(apns_a_.wait_for_requests(4));
@@ -226,7 +214,7 @@ TEST_F(RegistryReloadTest, ApnsSendsQueuedOnTheOldPoolGoToTheNewEndpointInsteadO
 }
 
 TEST_F(RegistryReloadTest, AnUnchangedConfigurationKeepsTheOpenConnections) {
-  auto token = apn_token_credential();
+  auto token = test::make_apn_token_credential();
   ASSERT_EQ(deliver(apn_delivery(token)).outcome, Outcome::delivered);
   ASSERT_EQ(deliver(fcm_delivery(fcm_credential())).outcome, Outcome::delivered);
   ASSERT_EQ(deliver(sms_delivery()).outcome, Outcome::delivered);
@@ -256,7 +244,7 @@ TEST_F(RegistryReloadTest, ACaFileRewrittenInPlaceTakesEffect) {
   config.apns.production_url = apns_b_.url();
   config.apns.ca_file = ca.string();
   ASSERT_EQ(registry_->reconfigure(config), std::nullopt);
-  auto token = apn_token_credential();
+  auto token = test::make_apn_token_credential();
   ASSERT_EQ(deliver(apn_delivery(token)).outcome, Outcome::delivered);
 
   write_file(ca.string(), test::shared_test_pki().ca.certificate_pem);  // B's CA is gone from the file
@@ -276,7 +264,7 @@ TEST_F(RegistryReloadTest, ACaFileRewrittenInPlaceTakesEffect) {
 }
 
 TEST_F(RegistryReloadTest, AnUnusableConfigurationIsRefusedAndTheRunningEndpointsKeepWorking) {
-  auto token = apn_token_credential();
+  auto token = test::make_apn_token_credential();
   ASSERT_EQ(deliver(apn_delivery(token)).outcome, Outcome::delivered);
   test::TempFile garbage("this is not a certificate\n");
 

@@ -12,6 +12,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "daemon/model/sid.hpp"
+
 namespace notifyd::test {
 namespace {
 
@@ -163,6 +165,18 @@ std::string make_service_account_json(std::string project_id, std::string token_
                                 project_id + ".iam.gserviceaccount.com";
   obj["universe_domain"] = "googleapis.com";
   return boost::json::serialize(obj);
+}
+
+std::shared_ptr<CredentialRecord> make_apn_token_credential() {
+  auto c = std::make_shared<CredentialRecord>();
+  c->sid = make_sid("CR");
+  c->type = "apn";
+  c->private_key = make_p8_key();
+  c->apn_key_id = "KEYID12345";
+  c->apn_team_id = "TEAMID1234";
+  c->apn_topic = "com.example.token";
+  c->date_updated = 1;
+  return c;
 }
 
 }  // namespace notifyd::test

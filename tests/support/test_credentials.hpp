@@ -3,9 +3,12 @@
 // files), so tests exercise the same parsing the daemon does. Throw std::runtime_error if OpenSSL fails.
 // Each call generates a new key (an RSA-2048 key takes tens of milliseconds); cache in a fixture if many
 // tests need one. Thread-safe.
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "daemon/model/records.hpp"
 
 namespace notifyd::test {
 
@@ -40,5 +43,9 @@ std::string to_traditional_pem(const std::string& private_key_pem);
 // client_email "notifyd-test@<project_id>.iam.gserviceaccount.com".
 std::string make_service_account_json(std::string project_id,
                                       std::string token_uri = "https://oauth2.googleapis.com/token");
+
+// An apn CredentialRecord with token auth: a fresh .p8 key, ApnKeyId "KEYID12345", ApnTeamId "TEAMID1234",
+// ApnTopic "com.example.token", a fresh CR sid, date_updated 1.
+std::shared_ptr<CredentialRecord> make_apn_token_credential();
 
 }  // namespace notifyd::test
