@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache lld pkg-config git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libnghttp2-dev libspdlog-dev libfmt-dev libtomlplusplus-dev
-  libsqlite3-dev sqlite3 libpq-dev libcli11-dev libsystemd-dev
+  libsqlite3-dev sqlite3 libpq-dev libcli11-dev libsystemd-dev libmimalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-twilio nghttp2-client curl openssl
   systemd  # systemd-analyze, for the unit's checks

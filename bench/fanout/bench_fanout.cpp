@@ -563,9 +563,21 @@ std::string delivery_states(const fs::path& db, const std::string& service) {
       "WHERE n.service_sid = '" + service + "' GROUP BY d.state ORDER BY d.state");
   static const char* names[] = {"pending", "delivered", "failed", "expired"};
   std::string out;
+  long long with_rows = 0;
   for (auto& r : rows) {
     int st = std::stoi(r[0]);
+    with_rows += std::stoll(r[1]);
     out += std::string(st >= 0 && st < 4 ? names[st] : r[0].c_str()) + " " + r[1] + "; ";
+  }
+  // Page deliveries settled as delivered keep no row: recipients minus rows minus unsettled page entries.
+  auto totals = s.query(
+      "SELECT COALESCE(SUM(n.recipients), 0), (SELECT COALESCE(SUM(p.remaining), 0) FROM delivery_pages p JOIN "
+      "notifications n2 ON n2.seq = p.notification_seq WHERE n2.service_sid = '" + service + "') FROM "
+      "notifications n WHERE n.service_sid = '" + service + "'");
+  if (!totals.empty()) {
+    long long recipients = std::stoll(totals[0][0]), unsettled = std::stoll(totals[0][1]);
+    out += "recipients " + totals[0][0] + ": rows " + std::to_string(with_rows) + ", page entries delivered " +
+           std::to_string(recipients - with_rows - unsettled) + ", unsettled " + totals[0][1] + "; ";
   }
   return out.empty() ? "none" : out;
 }

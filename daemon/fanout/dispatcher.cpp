@@ -101,8 +101,9 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   std::unordered_map<std::string, std::size_t> in_flight_per_credential;
   std::unordered_map<std::string, std::int64_t> paced_until_ms;
   std::unordered_map<std::string, Park> parked;
-  std::vector<DeliveryUpdate> pending_updates;
+  DeliveryOutcomes pending_outcomes;  // written by the next flush
   std::vector<std::int64_t> pending_final_notifications;
+  Clock::time_point flush_retry_at{};  // after a failed flush, the next one waits until then
   std::mt19937_64 rng{std::random_device{}()};
 
   mutable std::mutex stats_mu;
@@ -551,12 +552,31 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
 
   void reschedule(const DeliveryRecord& d, int attempts, std::int64_t at, const std::string& reason,
                   int provider_status) {
-    pending_updates.push_back({d.seq, DeliveryState::pending, attempts, at, reason, provider_status});
+    record_outcome(d, DeliveryState::pending, attempts, at, reason, provider_status);
+  }
+
+  // A delivery with a row updates it; a page delivery settles its page entry, and needs a row of its own
+  // only when there is something to keep: a retry, or a failure's reason.
+  void record_outcome(const DeliveryRecord& d, DeliveryState state, int attempts, std::int64_t at,
+                      const std::string& reason, int provider_status) {
+    if (d.page_seq == 0) {
+      pending_outcomes.updates.push_back({d.seq, state, attempts, at, reason, provider_status});
+      return;
+    }
+    pending_outcomes.page_done.push_back({d.page_seq, d.page_index});
+    if (state == DeliveryState::delivered) return;
+    DeliveryRecord row = d;
+    row.state = state;
+    row.attempts = attempts;
+    row.next_attempt_ms = at;
+    row.last_reason = reason;
+    row.provider_status = provider_status;
+    pending_outcomes.new_rows.push_back(std::move(row));
   }
 
   void finish(const DeliveryRecord& d, NotificationContext* ctx, DeliveryState state,
               const std::string& reason, int provider_status) {
-    pending_updates.push_back({d.seq, state, d.attempts, 0, reason, provider_status});
+    record_outcome(d, state, d.attempts, 0, reason, provider_status);
     auto& p = progress[d.notification_seq];
     --p.remaining;
     if (state == DeliveryState::delivered) {
@@ -632,8 +652,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       return deps.store.pending_delivery_count();
     };
     for (;;) {
-      if (!pending_updates.empty()) co_await flush();
-      if (stopping && in_flight == 0 && pending_updates.empty()) break;
+      if (!pending_outcomes.empty() && Clock::now() >= flush_retry_at) co_await flush();
+      if (stopping && in_flight == 0 && pending_outcomes.empty()) break;
       if (Clock::now() - counted_at >= std::chrono::seconds(1)) {  // queue depth, for STATUS= and metrics
         counted_at = Clock::now();
         auto depth = co_await on_store<Result<std::int64_t>>(count_pending);
@@ -645,16 +665,23 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   }
 
   asio::awaitable<void> flush() {
-    std::vector<DeliveryUpdate> batch;
-    batch.swap(pending_updates);
+    DeliveryOutcomes batch;
+    std::swap(batch, pending_outcomes);
     std::vector<std::int64_t> finals;
     finals.swap(pending_final_notifications);
     // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
-    std::function<Status()> store_call_8 = [this, batch] { return deps.store.update_deliveries(batch); };
+    std::function<Status()> store_call_8 = [this, &batch] { return deps.store.record_outcomes(batch); };
     auto written = co_await on_store<Status>(store_call_8);
     if (!written) {
-      // Not lost: the leases bring these deliveries back, and they are attempted again.
-      fanout_log()->error("writing {} delivery outcomes failed: {}", batch.size(), written.error().message);
+      // Kept and written again by a later flush (a second later, not every few milliseconds): until then
+      // they stay leased or unsettled in the store, so a crash meanwhile sends them again.
+      fanout_log()->error("writing {} delivery outcomes failed (retried in 1 s): {}", batch.size(),
+                          written.error().message);
+      auto& p = pending_outcomes;
+      p.updates.insert(p.updates.begin(), batch.updates.begin(), batch.updates.end());
+      p.new_rows.insert(p.new_rows.begin(), batch.new_rows.begin(), batch.new_rows.end());
+      p.page_done.insert(p.page_done.begin(), batch.page_done.begin(), batch.page_done.end());
+      flush_retry_at = Clock::now() + std::chrono::seconds(1);
     }
     for (auto seq : finals) maybe_finished(seq);
   }
@@ -724,7 +751,7 @@ asio::awaitable<void> Dispatcher::stop(std::chrono::milliseconds timeout) {
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
-  if (!impl->pending_updates.empty()) co_await impl->flush();
+  if (!impl->pending_outcomes.empty()) co_await impl->flush();
   fanout_log()->info("dispatcher stopped ({} deliveries still in flight are leased and will be retried)",
                      impl->in_flight);
 }

@@ -30,20 +30,54 @@ std::string make_sid(std::string_view prefix) {
   return sid;
 }
 
-std::string make_uuid() {
-  std::array<unsigned char, 16> b{};
-  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+namespace {
+
+std::string format_uuid(std::array<unsigned char, 16> b) {
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
+  std::string out(36, '-');  // made once per delivery at fan-out rates: written in place
+  std::size_t at = 0;
   for (std::size_t i = 0; i < b.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[b[i] >> 4]);
-    out.push_back(kHex[b[i] & 0xf]);
+    if (i == 4 || i == 6 || i == 8 || i == 10) ++at;
+    out[at++] = kHex[b[i] >> 4];
+    out[at++] = kHex[b[i] & 0xf];
   }
   return out;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return 0;
+}
+
+}  // namespace
+
+std::string make_uuid() {
+  std::array<unsigned char, 16> b{};
+  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+  return format_uuid(b);
+}
+
+std::string apns_id_for(std::string_view notification_sid, std::int64_t binding_seq) {
+  // The SID's 32 hex digits as 16 bytes (a short or odd SID leaves zeros), then the binding's seq added into
+  // the last 6 bytes (mod 2^48): those are random bits of the SID, so ids of different notifications do not
+  // meet, and seqs of one notification differ there.
+  std::array<unsigned char, 16> b{};
+  std::string_view hex = notification_sid.size() >= 32 ? notification_sid.substr(notification_sid.size() - 32)
+                                                       : notification_sid;
+  for (std::size_t i = 0; i + 1 < hex.size() && i / 2 < b.size(); i += 2)
+    b[i / 2] = static_cast<unsigned char>(hex_value(hex[i]) << 4 | hex_value(hex[i + 1]));
+  std::uint64_t tail = 0;
+  for (std::size_t i = 10; i < 16; ++i) tail = tail << 8 | b[i];
+  tail = (tail + static_cast<std::uint64_t>(binding_seq)) & 0xffffffffffffULL;
+  for (std::size_t i = 16; i-- > 10;) {
+    b[i] = static_cast<unsigned char>(tail & 0xff);
+    tail >>= 8;
+  }
+  return format_uuid(b);
 }
 
 bool is_sid(std::string_view s, std::string_view prefix) {

@@ -1,6 +1,7 @@
 #pragma once
 // SIDs (two-letter prefix + 32 lowercase hex: a millisecond timestamp, then OpenSSL CSPRNG bytes) and their
 // syntax check. Thread-safe.
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -11,5 +12,9 @@ std::string make_sid(std::string_view prefix);
 bool is_sid(std::string_view s, std::string_view prefix);
 // A random (version 4) UUID in its lowercase 8-4-4-4-12 form, e.g. for apns-id.
 std::string make_uuid();
+// The apns-id of one binding's delivery of one notification: a UUID derived from the notification SID's
+// random digits and the binding's store sequence number, so that it is the same on every attempt, before
+// and after a restart, without being stored. Distinct for distinct bindings of one notification.
+std::string apns_id_for(std::string_view notification_sid, std::int64_t binding_seq);
 
 }  // namespace notifyd

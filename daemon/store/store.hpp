@@ -87,6 +87,10 @@ struct DeliveryRecord {
   std::string last_reason;
   int provider_status = 0;
   std::string apns_id;  // the same on every attempt
+  // A delivery of a resolved page (see resolve_page) has no row of its own (`seq` 0) until it needs one: it
+  // is entry `page_index` of page `page_seq`, whose durable bit records that its outcome is settled.
+  std::int64_t page_seq = 0;
+  std::uint32_t page_index = 0;
 };
 
 struct ResolvedPage {
@@ -104,6 +108,22 @@ struct DeliveryUpdate {
   std::int64_t next_attempt_ms = 0;
   std::string last_reason;
   int provider_status = 0;
+};
+
+// One page entry settled: its outcome is final and needs no row (delivered), or its row is in `new_rows`.
+struct PageEntryDone {
+  std::int64_t page_seq = 0;
+  std::uint32_t page_index = 0;
+};
+
+// Outcomes recorded in one transaction (see record_outcomes).
+struct DeliveryOutcomes {
+  std::vector<DeliveryUpdate> updates;   // deliveries that have a row
+  std::vector<DeliveryRecord> new_rows;  // page deliveries that need a row: to retry, or a failure kept
+  std::vector<PageEntryDone> page_done;  // page deliveries settled (each of new_rows among them)
+
+  bool empty() const { return updates.empty() && new_rows.empty() && page_done.empty(); }
+  std::size_t size() const { return updates.size() + page_done.size(); }
 };
 
 class Store {
@@ -149,18 +169,26 @@ class Store {
   virtual Result<NotificationRecord> find_notification(std::int64_t seq) = 0;
   // Adds deliveries for the next `page_size` bindings of the audience after the notification's cursor and
   // advances the cursor, atomically: resumable after a crash, never the whole audience in memory.
-  // `lease_until_ms` 0: the deliveries are due at once (claim_due_deliveries hands them out). Otherwise they
-  // are inserted leased until then and returned in `leased`, as claim_due_deliveries would have.
+  // `lease_until_ms` 0: each delivery gets a pending row, due at once (claim_due_deliveries hands them out).
+  // Otherwise the page is stored as one row (its bindings and a bit per entry) and its deliveries are
+  // returned in `leased` for the caller to send at once: no row per delivery unless record_outcomes gives
+  // it one. A page left unsettled by a process that died is turned into rows by release_leases.
   virtual Result<ResolvedPage> resolve_page(std::int64_t notification_seq, const BindingFilter& filter,
                                             std::size_t page_size, std::int64_t lease_until_ms) = 0;
   // Pending deliveries due at `now_ms`, oldest first, leased: each is pushed `lease_ms` into the future in
   // the same transaction, so it is not handed out twice and comes back by itself if the process dies.
   virtual Result<std::vector<DeliveryRecord>> claim_due_deliveries(std::int64_t now_ms, std::size_t limit,
                                                                    std::int64_t lease_ms) = 0;
-  virtual Status update_deliveries(std::vector<DeliveryUpdate> updates) = 0;
-  // At start: deliveries leased by a process that died are due again at once. Returns how many.
+  // Writes row updates, inserts the rows of page deliveries that need one (a target already in the
+  // notification is not added twice) and sets the page bits, all in one transaction. A page whose every
+  // entry is settled is deleted.
+  virtual Status record_outcomes(DeliveryOutcomes outcomes) = 0;
+  // At start: deliveries leased by a process that died are due again at once, and the unsettled entries of
+  // its pages become pending rows (due at once; an entry whose binding is gone since is dropped). Returns
+  // how many deliveries are due again.
   virtual Result<std::int64_t> release_leases() = 0;
-  // Pending deliveries per notification (for "finished" bookkeeping after a restart).
+  // Pending deliveries per notification, rows and unsettled page entries (for "finished" bookkeeping after
+  // a restart).
   virtual Result<std::vector<std::pair<std::int64_t, std::int64_t>>> pending_per_notification() = 0;
   virtual Result<std::int64_t> pending_delivery_count() = 0;
   // Provider feedback: deletes the binding only if it still has this address and was not updated after

@@ -288,10 +288,13 @@ SubmitResult Session::submit(std::shared_ptr<const H2Request> request, Completio
   std::size_t i = 4;
   auto add = [&](const HeaderList& list) {
     for (const auto& [name, value] : list) {
-      // Credentials stay out of the HPACK dynamic table (and out of any log line).
-      nv[i++] = make_nv(
-          name, value,
-          std::string_view(name) == "authorization" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
+      // Credentials stay out of the HPACK dynamic table (and out of any log line); so does a value that is
+      // new on every request (APNs' apns-id): indexing it would only evict useful entries, and the encoder
+      // searches a table full of such values on every request (the largest HPACK cost at fan-out rates).
+      std::string_view n(name);
+      nv[i++] =
+          make_nv(name, value,
+                  n == "authorization" || n == "apns-id" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
     }
   };
   if (req.shared_headers) add(*req.shared_headers);

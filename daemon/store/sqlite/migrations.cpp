@@ -128,6 +128,20 @@ CREATE TABLE deliveries (
 -- Only pending deliveries are in it: the dispatcher's "what is due next".
 CREATE INDEX deliveries_due ON deliveries (next_attempt_ms, seq) WHERE state = 0;
 )sql"},
+    Migration{3, R"sql(
+-- A resolved page whose deliveries are sent straight from memory: one row per page instead of one per
+-- delivery. `targets`: the bindings' seqs, as varint deltas; `done`: a bit per target, set once its outcome
+-- is settled (delivered, or moved into a `deliveries` row to retry or to keep a failure); `remaining`: the
+-- bits still clear. Deleted when none remain.
+CREATE TABLE delivery_pages (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  notification_seq INTEGER NOT NULL REFERENCES notifications (seq) ON DELETE CASCADE,
+  targets BLOB NOT NULL,
+  done BLOB NOT NULL,
+  remaining INTEGER NOT NULL
+);
+CREATE INDEX delivery_pages_by_notification ON delivery_pages (notification_seq);
+)sql"},
 };
 
 }  // namespace

@@ -32,6 +32,12 @@ Stmt& Stmt::bind(int index, const std::optional<std::string>& value) {
   return *this;
 }
 
+Stmt& Stmt::bind_blob(int index, std::span<const std::uint8_t> value) {
+  int rc = sqlite3_bind_blob(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK) fail(sqlite3_db_handle(stmt_), rc, "bind");
+  return *this;
+}
+
 bool Stmt::step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
@@ -54,6 +60,12 @@ std::string Stmt::column_text(int index) const {
 std::optional<std::string> Stmt::column_optional_text(int index) const {
   if (sqlite3_column_type(stmt_, index) == SQLITE_NULL) return std::nullopt;
   return column_text(index);
+}
+
+std::vector<std::uint8_t> Stmt::column_blob(int index) const {
+  auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt_, index));
+  auto n = static_cast<std::size_t>(sqlite3_column_bytes(stmt_, index));
+  return p ? std::vector<std::uint8_t>(p, p + n) : std::vector<std::uint8_t>();
 }
 
 void Stmt::reset() {

@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -31,12 +33,14 @@ class Stmt {
   Stmt& bind(int index, std::string_view value);
   Stmt& bind(int index, std::int64_t value);
   Stmt& bind(int index, const std::optional<std::string>& value);
+  Stmt& bind_blob(int index, std::span<const std::uint8_t> value);
   // Steps once: true when a row is available, false when done.
   bool step();
   void run();  // steps to completion, ignoring rows
   std::int64_t column_int(int index) const;
   std::string column_text(int index) const;
   std::optional<std::string> column_optional_text(int index) const;
+  std::vector<std::uint8_t> column_blob(int index) const;
   void reset();
 
  private:

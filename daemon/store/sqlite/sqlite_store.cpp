@@ -7,11 +7,14 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <mutex>
+#include <span>
 #include <thread>
 
 #include "daemon/model/log.hpp"
 #include "daemon/model/sid.hpp"
+#include "daemon/store/sqlite/delivery_page.hpp"
 #include "daemon/store/sqlite/migrations.hpp"
 #include "daemon/store/sqlite/sqlite_db.hpp"
 
@@ -633,23 +636,30 @@ struct FilterSql {
   std::vector<std::int64_t> ints;  // bound after the texts
 };
 
-FilterSql binding_filter_sql(const BindingFilter& filter) {
+// `driving_tag`: a tag the caller already matches by reading binding_tags (see resolve_page); left out here.
+// Columns are qualified, so the clause also serves a query that joins binding_tags.
+FilterSql binding_filter_sql(const BindingFilter& filter, std::string_view driving_tag = {}) {
   FilterSql f;
-  f.where = "service_sid = ? AND account_sid = ?";
+  f.where = "bindings.service_sid = ? AND bindings.account_sid = ?";
   if (!filter.identities.empty())
-    f.where += " AND identity IN (" + placeholders(filter.identities.size()) + ")";
+    f.where += " AND bindings.identity IN (" + placeholders(filter.identities.size()) + ")";
   f.texts.insert(f.texts.end(), filter.identities.begin(), filter.identities.end());
   if (!filter.binding_types.empty()) {
-    f.where += " AND binding_type IN (" + placeholders(filter.binding_types.size()) + ")";
+    f.where += " AND bindings.binding_type IN (" + placeholders(filter.binding_types.size()) + ")";
     f.texts.insert(f.texts.end(), filter.binding_types.begin(), filter.binding_types.end());
   }
+  bool driving_skipped = false;
   for (const auto& t : filter.tags) {
     constexpr const char* kHasTag =
         "EXISTS (SELECT 1 FROM binding_tags t WHERE t.service_sid = bindings.service_sid AND t.tag = ? AND "
         "t.binding_seq = bindings.seq)";
     if (t == "all") continue;
+    if (!driving_skipped && !driving_tag.empty() && t == driving_tag) {
+      driving_skipped = true;
+      continue;
+    }
     if (is_implicit_tag(t)) {
-      f.where += std::string(" AND (binding_type = ? OR ") + kHasTag + ")";
+      f.where += std::string(" AND (bindings.binding_type = ? OR ") + kHasTag + ")";
       f.texts.push_back(t);
     } else {
       f.where += std::string(" AND ") + kHasTag;
@@ -657,20 +667,21 @@ FilterSql binding_filter_sql(const BindingFilter& filter) {
     f.texts.push_back(t);
   }
   if (filter.created_from) {
-    f.where += " AND date_created >= ?";
+    f.where += " AND bindings.date_created >= ?";
     f.ints.push_back(*filter.created_from);
   }
   if (filter.created_before) {
-    f.where += " AND date_created < ?";
+    f.where += " AND bindings.date_created < ?";
     f.ints.push_back(*filter.created_before);
   }
   return f;
 }
 
-// Binds service, account and the filter's values from index 1; returns the next free index.
-int bind_filter(Stmt& s, const FilterSql& f, std::string_view service_sid, std::string_view account_sid) {
-  s.bind(1, service_sid).bind(2, account_sid);
-  int i = 3;
+// Binds service, account and the filter's values from index `first`; returns the next free index.
+int bind_filter(Stmt& s, const FilterSql& f, std::string_view service_sid, std::string_view account_sid,
+                int first = 1) {
+  s.bind(first, service_sid).bind(first + 1, account_sid);
+  int i = first + 2;
   for (const auto& t : f.texts) s.bind(i++, std::string_view(t));
   for (auto v : f.ints) s.bind(i++, v);
   return i;
@@ -739,14 +750,14 @@ DeliveryRecord read_delivery(const Stmt& s) {
   return d;
 }
 
-// INSERT OR IGNORE: a target already in this notification is not added twice. Returns whether added; sets
-// d.seq when it was. `leased`: handed to the dispatcher already (next_attempt_ms is the lease's end).
-bool insert_delivery(Db& db, DeliveryRecord& d, bool leased = false) {
+// INSERT OR IGNORE, with the delivery's whole state: a target already in this notification is not added
+// twice. Returns whether added; sets d.seq when it was.
+bool insert_delivery(Db& db, DeliveryRecord& d) {
   auto& s = db.prepare(
       "INSERT OR IGNORE INTO deliveries (notification_seq, target_key, binding_sid, binding_type, address, "
       "identity, credential_sid, protocol_version, binding_updated, state, attempts, next_attempt_ms, "
-      "apns_id, leased) "
-      "VALUES (?,?,?,?,?,?,?,?,?,0,0,?,?,?)");
+      "last_reason, provider_status, apns_id, leased) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)");
   s.bind(1, d.notification_seq)
       .bind(2, std::string_view(d.target_key))
       .bind(3, d.binding_sid)
@@ -756,13 +767,34 @@ bool insert_delivery(Db& db, DeliveryRecord& d, bool leased = false) {
       .bind(7, d.credential_sid)
       .bind(8, std::string_view(d.protocol_version))
       .bind(9, d.binding_updated)
-      .bind(10, d.next_attempt_ms)
-      .bind(11, std::string_view(d.apns_id))
-      .bind(12, std::int64_t{leased});
+      .bind(10, static_cast<std::int64_t>(d.state))
+      .bind(11, static_cast<std::int64_t>(d.attempts))
+      .bind(12, d.next_attempt_ms)
+      .bind(13, std::string_view(d.last_reason))
+      .bind(14, static_cast<std::int64_t>(d.provider_status))
+      .bind(15, std::string_view(d.apns_id));
   s.run();
   if (db.changes() == 0) return false;
   d.seq = db.last_insert_rowid();
   return true;
+}
+
+// A pending delivery of a notification to the binding in the current row of `s`, whose columns from `first`
+// are sid, identity, binding_type, address, credential_sid, notification_protocol_version, date_updated.
+DeliveryRecord delivery_to_binding(const Stmt& s, int first, std::int64_t notification_seq,
+                                   std::string_view notification_sid, std::int64_t binding_seq) {
+  DeliveryRecord d;
+  d.notification_seq = notification_seq;
+  d.binding_sid = s.column_text(first);
+  d.target_key = *d.binding_sid;
+  d.identity = s.column_text(first + 1);
+  d.binding_type = s.column_text(first + 2);
+  d.address = s.column_text(first + 3);
+  d.credential_sid = s.column_optional_text(first + 4);
+  d.protocol_version = s.column_text(first + 5);
+  d.binding_updated = s.column_int(first + 6);
+  d.apns_id = apns_id_for(notification_sid, binding_seq);
+  return d;
 }
 
 }  // namespace
@@ -829,7 +861,7 @@ Result<ResolvedPage> SqliteStore::resolve_page(std::int64_t notification_seq, co
                                                std::size_t page_size, std::int64_t lease_until_ms) {
   return impl_->write<ResolvedPage>([&](Db& db) -> Result<ResolvedPage> {
     auto& ns = db.prepare(
-        "SELECT account_sid, service_sid, resolve_cursor, resolved FROM notifications WHERE seq = ?");
+        "SELECT account_sid, service_sid, resolve_cursor, resolved, sid FROM notifications WHERE seq = ?");
     ns.bind(1, notification_seq);
     if (!ns.step()) {
       ns.reset();
@@ -838,44 +870,75 @@ Result<ResolvedPage> SqliteStore::resolve_page(std::int64_t notification_seq, co
     std::string account_sid = ns.column_text(0), service_sid = ns.column_text(1);
     std::int64_t cursor = ns.column_int(2);
     bool resolved = ns.column_int(3) != 0;
+    std::string notification_sid = ns.column_text(4);
     ns.reset();
     ResolvedPage page;
     if (resolved) {
       page.done = true;
       return page;
     }
-    FilterSql f = binding_filter_sql(filter);
-    auto& q = db.prepare(
-        "SELECT seq, sid, identity, binding_type, address, credential_sid, notification_protocol_version, "
-        "date_updated FROM bindings WHERE " +
-        f.where + " AND seq > ? ORDER BY seq LIMIT ?");
-    int i = bind_filter(q, f, service_sid, account_sid);
-    q.bind(i, cursor);
-    q.bind(i + 1, static_cast<std::int64_t>(page_size));
+    // With an explicit tag, the page is read along binding_tags' key (service, tag, seq) and each binding
+    // fetched by seq: about three times cheaper a row than scanning the service's bindings and probing
+    // binding_tags for each.
+    std::string driving_tag;
+    for (const auto& t : filter.tags) {
+      if (!is_implicit_tag(t)) {
+        driving_tag = t;
+        break;
+      }
+    }
+    FilterSql f = binding_filter_sql(filter, driving_tag);
+    constexpr const char* kColumns =
+        "SELECT bindings.seq, bindings.sid, bindings.identity, bindings.binding_type, bindings.address, "
+        "bindings.credential_sid, bindings.notification_protocol_version, bindings.date_updated ";
+    Stmt* stmt = nullptr;
+    if (driving_tag.empty()) {
+      stmt = &db.prepare(std::string(kColumns) + "FROM bindings WHERE " + f.where +
+                         " AND bindings.seq > ? ORDER BY bindings.seq LIMIT ?");
+      int i = bind_filter(*stmt, f, service_sid, account_sid);
+      stmt->bind(i, cursor).bind(i + 1, static_cast<std::int64_t>(page_size));
+    } else {
+      // CROSS JOIN: binding_tags stays the outer loop, as the ORDER BY wants.
+      stmt = &db.prepare(std::string(kColumns) +
+                         "FROM binding_tags drv CROSS JOIN bindings ON bindings.seq = drv.binding_seq "
+                         "WHERE drv.service_sid = ? AND drv.tag = ? AND drv.binding_seq > ? AND " +
+                         f.where + " ORDER BY drv.binding_seq LIMIT ?");
+      stmt->bind(1, std::string_view(service_sid)).bind(2, std::string_view(driving_tag)).bind(3, cursor);
+      int i = bind_filter(*stmt, f, service_sid, account_sid, 4);
+      stmt->bind(i, static_cast<std::int64_t>(page_size));
+    }
+    Stmt& q = *stmt;
     std::vector<DeliveryRecord> batch;
+    std::vector<std::int64_t> binding_seqs;
+    batch.reserve(page_size);
+    binding_seqs.reserve(page_size);
     while (q.step()) {
-      DeliveryRecord d;
       cursor = q.column_int(0);
-      d.notification_seq = notification_seq;
-      d.binding_sid = q.column_text(1);
-      d.target_key = *d.binding_sid;
-      d.identity = q.column_text(2);
-      d.binding_type = q.column_text(3);
-      d.address = q.column_text(4);
-      d.credential_sid = q.column_optional_text(5);
-      d.protocol_version = q.column_text(6);
-      d.binding_updated = q.column_int(7);
-      batch.push_back(std::move(d));
+      binding_seqs.push_back(cursor);
+      batch.push_back(delivery_to_binding(q, 1, notification_seq, notification_sid, cursor));
     }
     q.reset();
     page.done = batch.size() < page_size;
-    bool leased = lease_until_ms != 0;
-    for (auto& d : batch) {
-      d.apns_id = make_uuid();
-      d.next_attempt_ms = lease_until_ms;
-      if (!insert_delivery(db, d, leased)) continue;
-      ++page.added;
-      if (leased) page.leased.push_back(std::move(d));
+    if (lease_until_ms != 0 && !batch.empty()) {
+      // One row for the page; each binding is in exactly one page, as the cursor only moves forward.
+      std::vector<std::uint8_t> none((batch.size() + 7) / 8, 0);
+      db.prepare("INSERT INTO delivery_pages (notification_seq, targets, done, remaining) VALUES (?,?,?,?)")
+          .bind(1, notification_seq)
+          .bind_blob(2, encode_page_targets(binding_seqs))
+          .bind_blob(3, none)
+          .bind(4, static_cast<std::int64_t>(batch.size()))
+          .run();
+      std::int64_t page_seq = db.last_insert_rowid();
+      for (std::size_t k = 0; k < batch.size(); ++k) {
+        batch[k].page_seq = page_seq;
+        batch[k].page_index = static_cast<std::uint32_t>(k);
+      }
+      page.added = batch.size();
+      page.leased = std::move(batch);
+    } else {
+      for (auto& d : batch) {
+        if (insert_delivery(db, d)) ++page.added;
+      }
     }
     db.prepare(
           "UPDATE notifications SET resolve_cursor = ?, resolved = ?, recipients = recipients + ? WHERE seq "
@@ -910,13 +973,42 @@ Result<std::vector<DeliveryRecord>> SqliteStore::claim_due_deliveries(std::int64
   });
 }
 
-Status SqliteStore::update_deliveries(std::vector<DeliveryUpdate> updates) {
+namespace {
+
+// Sets the bits of one page's settled entries; deletes the page when none is left unsettled.
+void settle_page_entries(Db& db, std::int64_t page_seq, std::span<const std::uint32_t> indexes) {
+  auto& q = db.prepare("SELECT done, remaining FROM delivery_pages WHERE seq = ?");
+  q.bind(1, page_seq);
+  if (!q.step()) {
+    q.reset();
+    return;  // already settled and deleted
+  }
+  auto done = q.column_blob(0);
+  std::int64_t remaining = q.column_int(1);
+  q.reset();
+  for (auto i : indexes) {
+    if (set_page_bit(done, i)) --remaining;
+  }
+  if (remaining <= 0) {
+    db.prepare("DELETE FROM delivery_pages WHERE seq = ?").bind(1, page_seq).run();
+    return;
+  }
+  db.prepare("UPDATE delivery_pages SET done = ?, remaining = ? WHERE seq = ?")
+      .bind_blob(1, done)
+      .bind(2, remaining)
+      .bind(3, page_seq)
+      .run();
+}
+
+}  // namespace
+
+Status SqliteStore::record_outcomes(DeliveryOutcomes outcomes) {
   return impl_->write<void>([&](Db& db) -> Status {
     auto& s = db.prepare(
         "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_ms = ?, last_reason = ?, "
         "provider_status = ?, "
         "leased = 0 WHERE seq = ?");
-    for (const auto& u : updates) {
+    for (const auto& u : outcomes.updates) {
       s.bind(1, static_cast<std::int64_t>(u.state))
           .bind(2, static_cast<std::int64_t>(u.attempts))
           .bind(3, u.next_attempt_ms)
@@ -926,14 +1018,69 @@ Status SqliteStore::update_deliveries(std::vector<DeliveryUpdate> updates) {
       s.run();
       s.reset();
     }
+    for (auto& d : outcomes.new_rows) insert_delivery(db, d);
+    // Page by page: a flush usually touches one or two pages.
+    std::map<std::int64_t, std::vector<std::uint32_t>> by_page;
+    for (const auto& e : outcomes.page_done) by_page[e.page_seq].push_back(e.page_index);
+    for (const auto& [page_seq, indexes] : by_page) settle_page_entries(db, page_seq, indexes);
     return {};
   });
 }
 
+namespace {
+
+// Turns the unsettled entries of every page into pending rows, due at once. Returns how many rows.
+std::int64_t page_entries_to_rows(Db& db) {
+  struct PageRow {
+    std::int64_t seq, notification_seq;
+    std::vector<std::int64_t> targets;
+    std::vector<std::uint8_t> done;
+  };
+  std::vector<PageRow> pages;
+  auto& q = db.prepare("SELECT seq, notification_seq, targets, done FROM delivery_pages ORDER BY seq");
+  while (q.step()) {
+    pages.push_back(
+        {q.column_int(0), q.column_int(1), decode_page_targets(q.column_blob(2)), q.column_blob(3)});
+  }
+  q.reset();
+  std::int64_t rows = 0;
+  for (const auto& page : pages) {
+    auto& n = db.prepare("SELECT sid FROM notifications WHERE seq = ?");
+    n.bind(1, page.notification_seq);
+    std::string notification_sid = n.step() ? n.column_text(0) : std::string();
+    n.reset();
+    std::int64_t gone = 0;
+    for (std::size_t i = 0; i < page.targets.size(); ++i) {
+      if (page_bit(page.done, i)) continue;
+      auto& b = db.prepare(
+          "SELECT sid, identity, binding_type, address, credential_sid, notification_protocol_version, "
+          "date_updated FROM bindings WHERE seq = ?");
+      b.bind(1, page.targets[i]);
+      if (!b.step()) {
+        b.reset();
+        ++gone;  // deleted since it was resolved: nobody to deliver to
+        continue;
+      }
+      auto d = delivery_to_binding(b, 0, page.notification_seq, notification_sid, page.targets[i]);
+      b.reset();
+      if (insert_delivery(db, d)) ++rows;
+    }
+    if (gone) {
+      store_log()->info("page {} of notification {}: {} bindings deleted since it was resolved get nothing",
+                        page.seq, notification_sid, gone);
+    }
+    db.prepare("DELETE FROM delivery_pages WHERE seq = ?").bind(1, page.seq).run();
+  }
+  return rows;
+}
+
+}  // namespace
+
 Result<std::int64_t> SqliteStore::release_leases() {
   return impl_->write<std::int64_t>([&](Db& db) -> Result<std::int64_t> {
     db.prepare("UPDATE deliveries SET leased = 0, next_attempt_ms = 0 WHERE state = 0 AND leased = 1").run();
-    return db.changes();
+    std::int64_t released = db.changes();
+    return released + page_entries_to_rows(db);
   });
 }
 
@@ -941,7 +1088,10 @@ Result<std::vector<std::pair<std::int64_t, std::int64_t>>> SqliteStore::pending_
   using Rows = std::vector<std::pair<std::int64_t, std::int64_t>>;
   return impl_->read<Rows>([&](Db& db) -> Result<Rows> {
     auto& s = db.prepare(
-        "SELECT notification_seq, COUNT(*) FROM deliveries WHERE state = 0 GROUP BY notification_seq");
+        "SELECT notification_seq, SUM(n) FROM ("
+        "SELECT notification_seq, COUNT(*) AS n FROM deliveries WHERE state = 0 GROUP BY notification_seq "
+        "UNION ALL SELECT notification_seq, SUM(remaining) FROM delivery_pages GROUP BY notification_seq) "
+        "GROUP BY notification_seq");
     Rows out;
     while (s.step()) out.emplace_back(s.column_int(0), s.column_int(1));
     s.reset();
@@ -951,7 +1101,9 @@ Result<std::vector<std::pair<std::int64_t, std::int64_t>>> SqliteStore::pending_
 
 Result<std::int64_t> SqliteStore::pending_delivery_count() {
   return impl_->read<std::int64_t>([&](Db& db) -> Result<std::int64_t> {
-    auto& s = db.prepare("SELECT COUNT(*) FROM deliveries WHERE state = 0");
+    auto& s = db.prepare(
+        "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 0) + "
+        "(SELECT COALESCE(SUM(remaining), 0) FROM delivery_pages)");
     s.step();
     std::int64_t n = s.column_int(0);
     s.reset();

@@ -53,7 +53,7 @@ class SqliteStore final : public Store {
                                     std::size_t page_size, std::int64_t lease_until_ms) override;
   Result<std::vector<DeliveryRecord>> claim_due_deliveries(std::int64_t now_ms, std::size_t limit,
                                                            std::int64_t lease_ms) override;
-  Status update_deliveries(std::vector<DeliveryUpdate> updates) override;
+  Status record_outcomes(DeliveryOutcomes outcomes) override;
   Result<std::int64_t> release_leases() override;
   Result<std::vector<std::pair<std::int64_t, std::int64_t>>> pending_per_notification() override;
   Result<std::int64_t> pending_delivery_count() override;

@@ -1,0 +1,210 @@
+// Unit tests for the outbox's page rows (daemon/store/sqlite/delivery_page.*, SqliteStore::resolve_page with
+// a lease, record_outcomes, release_leases) and the derived apns-id (daemon/model/sid.*): a resolved page is
+// one row, a delivered entry leaves no row, a retry or failure gets one, and a page left unsettled by a dead
+// process comes back as pending rows with the same apns-ids.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "daemon/model/sid.hpp"
+#include "daemon/store/sqlite/delivery_page.hpp"
+#include "daemon/store/sqlite/sqlite_db.hpp"
+#include "daemon/store/sqlite/sqlite_store.hpp"
+
+namespace notifyd::sqlite {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kAccount = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+TEST(DeliveryPageCodec, TargetsRoundTripThroughVarintDeltas) {
+  std::vector<std::int64_t> seqs = {1, 2, 3, 130, 131, 20000, 20001, 1LL << 40, (1LL << 40) + 1};
+  auto blob = encode_page_targets(seqs);
+  EXPECT_EQ(decode_page_targets(blob), seqs);
+  std::vector<std::int64_t> dense;
+  for (std::int64_t s = 5000; s < 6000; ++s) dense.push_back(s);
+  EXPECT_LE(encode_page_targets(dense).size(), 1002u);  // one byte a binding after the first
+  EXPECT_EQ(decode_page_targets(encode_page_targets(dense)), dense);
+  EXPECT_TRUE(decode_page_targets({}).empty());
+}
+
+TEST(DeliveryPageCodec, TruncatedBlobDecodesWhatIsWhole) {
+  auto blob = encode_page_targets(std::vector<std::int64_t>{7, 1000000});
+  blob.pop_back();  // the second varint loses its last byte
+  EXPECT_EQ(decode_page_targets(blob), std::vector<std::int64_t>{7});
+}
+
+TEST(DeliveryPageCodec, BitsSetOnceAndGrow) {
+  std::vector<std::uint8_t> bits(2, 0);
+  EXPECT_TRUE(set_page_bit(bits, 9));
+  EXPECT_FALSE(set_page_bit(bits, 9));
+  EXPECT_TRUE(page_bit(bits, 9));
+  EXPECT_FALSE(page_bit(bits, 8));
+  EXPECT_FALSE(page_bit(bits, 100));
+  EXPECT_TRUE(set_page_bit(bits, 20));
+  EXPECT_EQ(bits.size(), 3u);
+}
+
+TEST(ApnsIdFor, StableDistinctAndAUuid) {
+  std::string sid = make_sid("NT");
+  const std::regex uuid("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  EXPECT_EQ(apns_id_for(sid, 42), apns_id_for(sid, 42));
+  std::set<std::string> ids;
+  for (std::int64_t seq = 1; seq <= 5000; ++seq) {
+    auto id = apns_id_for(sid, seq);
+    ASSERT_TRUE(std::regex_match(id, uuid)) << id;
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 5000u);
+  EXPECT_NE(apns_id_for(make_sid("NT"), 1), apns_id_for(sid, 1));
+}
+
+class OutboxPagesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = fs::temp_directory_path() / ("notifyd-outbox-test-" + make_sid("") + ".db");
+    store_ = std::make_unique<SqliteStore>(SqliteOptions{path_.string()});
+    ServiceRecord s;
+    s.sid = make_sid("IS");
+    s.account_sid = kAccount;
+    s.date_created = s.date_updated = 1700000000;
+    service_ = store_->insert_service(s).value();
+    for (int i = 0; i < 10; ++i) {
+      BindingRecord b;
+      b.sid = make_sid("BS");
+      b.account_sid = kAccount;
+      b.service_sid = service_.sid;
+      b.identity = "user" + std::to_string(i);
+      b.binding_type = "apn";
+      b.address = std::string(63, 'a') + std::to_string(i);
+      b.tags = {"t"};
+      b.notification_protocol_version = "3";
+      b.date_created = b.date_updated = 1700000100;
+      bindings_.push_back(store_->insert_binding(b).value().binding);
+    }
+    NotificationRecord n;
+    n.sid = make_sid("NT");
+    n.account_sid = kAccount;
+    n.service_sid = service_.sid;
+    n.request = "{}";
+    n.date_created = 1700000200;
+    n.expires_at = n.date_created + 3600;
+    notification_ = store_->insert_notification(n, {}).value();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path_.string() + suffix, ec);
+  }
+
+  std::int64_t count(const std::string& sql) {
+    Db db(path_.string(), false);
+    auto& s = db.prepare(sql);
+    EXPECT_TRUE(s.step());
+    auto n = s.column_int(0);
+    s.reset();
+    return n;
+  }
+  ResolvedPage resolve(std::size_t page_size) {
+    BindingFilter f;
+    f.tags = {"t"};
+    return store_->resolve_page(notification_.seq, f, page_size, 1).value();
+  }
+
+  fs::path path_;
+  std::unique_ptr<SqliteStore> store_;
+  ServiceRecord service_;
+  std::vector<BindingRecord> bindings_;
+  NotificationRecord notification_;
+};
+
+TEST_F(OutboxPagesTest, AResolvedPageIsOneRowAndItsDeliveriesHaveNone) {
+  auto page = resolve(6);
+  ASSERT_EQ(page.leased.size(), 6u);
+  EXPECT_FALSE(page.done);
+  for (std::uint32_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(page.leased[i].seq, 0);
+    EXPECT_NE(page.leased[i].page_seq, 0);
+    EXPECT_EQ(page.leased[i].page_index, i);
+    EXPECT_EQ(page.leased[i].binding_sid, bindings_[i].sid);
+    EXPECT_EQ(page.leased[i].apns_id, apns_id_for(notification_.sid, bindings_[i].seq));
+  }
+  EXPECT_EQ(count("SELECT COUNT(*) FROM delivery_pages"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM deliveries"), 0);
+  EXPECT_EQ(store_->pending_delivery_count().value(), 6);
+  auto rest = resolve(6);
+  EXPECT_EQ(rest.leased.size(), 4u);
+  EXPECT_TRUE(rest.done);
+  EXPECT_NE(rest.leased[0].page_seq, page.leased[0].page_seq);
+  EXPECT_EQ(store_->pending_delivery_count().value(), 10);
+  auto per = store_->pending_per_notification().value();
+  ASSERT_EQ(per.size(), 1u);
+  EXPECT_EQ(per[0], std::make_pair(notification_.seq, std::int64_t{10}));
+}
+
+TEST_F(OutboxPagesTest, DeliveredEntriesLeaveNoRowRetriesAndFailuresGetOne) {
+  auto page = resolve(10);
+  ASSERT_EQ(page.leased.size(), 10u);
+  DeliveryOutcomes out;
+  for (std::uint32_t i = 0; i < 8; ++i) out.page_done.push_back({page.leased[i].page_seq, i});
+  DeliveryRecord retry = page.leased[8];
+  retry.attempts = 1;
+  retry.next_attempt_ms = 1;  // due at once
+  retry.last_reason = "ServiceUnavailable";
+  retry.provider_status = 503;
+  out.new_rows.push_back(retry);
+  out.page_done.push_back({retry.page_seq, 8});
+  ASSERT_TRUE(store_->record_outcomes(out));
+  EXPECT_EQ(count("SELECT COUNT(*) FROM deliveries"), 1);
+  EXPECT_EQ(count("SELECT remaining FROM delivery_pages"), 1);
+  EXPECT_EQ(store_->pending_delivery_count().value(), 2);  // the retry row and the unsettled entry
+
+  auto claimed = store_->claim_due_deliveries(2, 10, 60000).value();
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].binding_sid, bindings_[8].sid);
+  EXPECT_EQ(claimed[0].apns_id, page.leased[8].apns_id);
+  EXPECT_EQ(claimed[0].attempts, 1);
+  EXPECT_EQ(claimed[0].last_reason, "ServiceUnavailable");
+
+  DeliveryOutcomes last;
+  DeliveryRecord failed = page.leased[9];
+  failed.state = DeliveryState::failed;
+  failed.attempts = 1;
+  failed.last_reason = "BadDeviceToken";
+  failed.provider_status = 400;
+  last.new_rows.push_back(failed);
+  last.page_done.push_back({failed.page_seq, 9});
+  last.page_done.push_back({failed.page_seq, 9});  // settling twice counts once
+  last.updates.push_back({claimed[0].seq, DeliveryState::delivered, 2, 0, "", 200});
+  ASSERT_TRUE(store_->record_outcomes(last));
+  EXPECT_EQ(count("SELECT COUNT(*) FROM delivery_pages"), 0);  // fully settled: gone
+  EXPECT_EQ(count("SELECT COUNT(*) FROM deliveries WHERE state = 2 AND last_reason = 'BadDeviceToken'"), 1);
+  EXPECT_EQ(store_->pending_delivery_count().value(), 0);
+}
+
+TEST_F(OutboxPagesTest, AnUnsettledPageBecomesPendingRowsAfterARestart) {
+  auto page = resolve(10);
+  DeliveryOutcomes out;
+  for (std::uint32_t i = 0; i < 4; ++i) out.page_done.push_back({page.leased[i].page_seq, i});
+  ASSERT_TRUE(store_->record_outcomes(out));
+  ASSERT_TRUE(store_->delete_binding(kAccount, service_.sid, bindings_[9].sid));
+  store_.reset();  // the process "dies" with entries 4..9 on the wire
+  store_ = std::make_unique<SqliteStore>(SqliteOptions{path_.string()});
+  EXPECT_EQ(store_->release_leases().value(), 5);  // 4..8; 9's binding is gone
+  EXPECT_EQ(count("SELECT COUNT(*) FROM delivery_pages"), 0);
+  auto claimed = store_->claim_due_deliveries(1, 100, 60000).value();
+  ASSERT_EQ(claimed.size(), 5u);
+  for (std::size_t k = 0; k < claimed.size(); ++k) {
+    EXPECT_EQ(claimed[k].binding_sid, bindings_[4 + k].sid);
+    EXPECT_EQ(claimed[k].apns_id, page.leased[4 + k].apns_id);  // the same apns-id as the first send
+    EXPECT_EQ(claimed[k].attempts, 0);
+  }
+}
+
+}  // namespace
+}  // namespace notifyd::sqlite
