@@ -8,6 +8,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <random>
@@ -59,6 +60,16 @@ struct NotificationProgress {
   std::string service_sid, sid;
 };
 
+// One resolve_page call under way; `ready` is cancelled when `result` is set.
+struct PageCall {
+  explicit PageCall(const asio::strand<asio::any_io_executor>& strand)
+      : ready(strand, asio::steady_timer::time_point::max()) {}
+  std::size_t page_size = 0;
+  std::optional<Result<ResolvedPage>> result;
+  asio::steady_timer ready;
+};
+constexpr std::size_t kPagesAhead = 2;
+
 struct CachedCredential {
   std::shared_ptr<const CredentialRecord> credential;
   std::int64_t fetched_ms = 0;
@@ -98,6 +109,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   std::unordered_map<std::int64_t, std::shared_ptr<NotificationContext>> contexts;
   std::unordered_map<std::int64_t, NotificationProgress> progress;
   std::unordered_map<std::string, CachedCredential> credentials;
+  // Store lookups running (key: "notification:<seq>" or "credential:<sid>"); the timer wakes those waiting.
+  std::unordered_map<std::string, std::shared_ptr<asio::steady_timer>> lookups;
   std::unordered_map<std::string, std::size_t> in_flight_per_credential;
   std::unordered_map<std::string, std::int64_t> paced_until_ms;
   std::unordered_map<std::string, Park> parked;
@@ -190,26 +203,38 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     p.sid = n.sid;
     p.service_sid = n.service_sid;
     std::int64_t total = n.recipients;
-    p.remaining += 0;
+    // Up to two pages are being resolved at once: the next page's transaction is under way while the
+    // senders work through the last one, so they do not run dry while a commit waits for the disk or the
+    // writer thread for a core. Both run on the one writer connection, each from the cursor the other left
+    // (whichever runs first takes the first page), so they never overlap.
+    std::deque<std::shared_ptr<PageCall>> calls;
+    bool exhausted = false;  // the audience is resolved, the store failed, or the dispatcher stops
     for (;;) {
-      // The senders' free room decides the page: its deliveries are inserted already leased and sent at
-      // once, without being claimed again. Resolution keeps pace with delivery rather than running ahead.
-      co_await wait_for_room();
-      if (stopping) co_return;  // the cursor is durable: resolution resumes at the next start
-      std::size_t page_size = std::min(options.resolve_page_size, room());
-      reserved += page_size;
-      std::int64_t lease_until = now_ms() + options.lease.count();
-      // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
-      std::function<Result<ResolvedPage>()> store_call_2 = [this, seq = n.seq, filter, page_size,
-                                                            lease_until] {
-        return deps.store.resolve_page(seq, filter, page_size, lease_until);
-      };
-      auto page = co_await on_store<Result<ResolvedPage>>(store_call_2);
-      reserved -= page_size;
+      while (!exhausted && !stopping && calls.size() < kPagesAhead && room() >= enough_room()) {
+        auto call = std::make_shared<PageCall>(strand);
+        call->page_size = std::min(options.resolve_page_size, room());
+        reserved += call->page_size;
+        calls.push_back(call);
+        spawn(resolve_one_page(call, n.seq, filter), "resolver page");
+      }
+      if (calls.empty()) {
+        if (exhausted || stopping) co_return;  // the cursor is durable: a stop resumes at the next start
+        co_await wait_for_room();
+        continue;
+      }
+      auto call = calls.front();
+      calls.pop_front();
+      if (!call->result) {
+        boost::system::error_code ec;
+        co_await call->ready.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+      reserved -= call->page_size;
+      auto& page = *call->result;
       if (!page) {
         fanout_log()->error("[{}][{}] resolving recipients failed: {}", n.service_sid, n.sid,
                             page.error().message);
-        co_return;  // tried again at the next pass
+        exhausted = true;  // tried again at the next pass
+        continue;
       }
       total += static_cast<std::int64_t>(page->added);
       progress[n.seq].remaining += static_cast<std::int64_t>(page->added);
@@ -218,16 +243,31 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         spawn(deliver_one(std::move(d)), "delivery");
       }
       if (!page->leased.empty()) set_in_flight_stat();
-      if (page->done || stopping) {
-        if (page->done) {
-          progress[n.seq].resolved = true;
-          fanout_log()->info("[{}][{}] resolved to {} recipients", n.service_sid, n.sid, total);
-          bump([](DispatcherStats& s) { ++s.accepted; });
-          maybe_finished(n.seq);
-        }
-        co_return;
+      if (page->done && !progress[n.seq].resolved) {
+        progress[n.seq].resolved = true;
+        fanout_log()->info("[{}][{}] resolved to {} recipients", n.service_sid, n.sid, total);
+        bump([](DispatcherStats& s) { ++s.accepted; });
+        maybe_finished(n.seq);
       }
+      if (page->done) exhausted = true;
     }
+  }
+
+  asio::awaitable<void> resolve_one_page(std::shared_ptr<PageCall> call, std::int64_t seq,
+                                         BindingFilter filter) {
+    auto self = shared_from_this();
+    std::int64_t lease_until = now_ms() + options.lease.count();
+    // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+    std::function<Result<ResolvedPage>()> store_call_2 = [this, seq, filter = std::move(filter),
+                                                          page_size = call->page_size, lease_until] {
+      return deps.store.resolve_page(seq, filter, page_size, lease_until);
+    };
+    try {
+      call->result = co_await on_store<Result<ResolvedPage>>(store_call_2);
+    } catch (const std::exception& e) {  // the resolver waits for this call: it must get an answer
+      call->result.emplace(internal_error(std::string("resolving a page failed: ") + e.what()));
+    }
+    call->ready.cancel();
   }
 
   // Deliveries the senders can still take, net of what the resolver has reserved for a page in progress.
@@ -280,8 +320,41 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     --loops_running;
   }
 
+  // One store read per key at a time: the deliveries of a fresh page all miss the caches at once, and
+  // without this each of them (up to max_in_flight) would read the same notification or credential.
+  // Returns false when another lookup of `key` was running (it has finished when this returns).
+  asio::awaitable<bool> lead_lookup(const std::string& key) {
+    auto it = lookups.find(key);
+    if (it == lookups.end()) {
+      lookups.emplace(key,
+                      std::make_shared<asio::steady_timer>(strand, asio::steady_timer::time_point::max()));
+      co_return true;
+    }
+    auto done = it->second;  // cancelled by finish_lookup
+    boost::system::error_code ec;
+    co_await done->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return false;
+  }
+  void finish_lookup(const std::string& key) {
+    if (auto it = lookups.find(key); it != lookups.end()) {
+      it->second->cancel();
+      lookups.erase(it);
+    }
+  }
+
   asio::awaitable<std::shared_ptr<NotificationContext>> context_for(std::int64_t seq) {
     if (auto it = contexts.find(seq); it != contexts.end()) co_return it->second;
+    const std::string key = "notification:" + std::to_string(seq);
+    if (!co_await lead_lookup(key)) {
+      auto it = contexts.find(seq);
+      co_return it != contexts.end() ? it->second : nullptr;
+    }
+    auto ctx = co_await read_context(seq);
+    finish_lookup(key);
+    co_return ctx;
+  }
+
+  asio::awaitable<std::shared_ptr<NotificationContext>> read_context(std::int64_t seq) {
     // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
     std::function<Result<NotificationRecord>()> store_call_4 = [this, seq] {
       return deps.store.find_notification(seq);
@@ -319,9 +392,17 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   asio::awaitable<std::shared_ptr<const CredentialRecord>> credential_for(std::string account_sid,
                                                                           std::string sid) {
     auto now = now_ms();
-    if (auto it = credentials.find(sid);
-        it != credentials.end() && now - it->second.fetched_ms < kCredentialCacheMs) {
-      co_return it->second.credential;
+    auto cached = credentials.find(sid);
+    if (cached != credentials.end() && now - cached->second.fetched_ms < kCredentialCacheMs) {
+      co_return cached->second.credential;
+    }
+    const std::string key = "credential:" + sid;
+    if (lookups.contains(key) && cached != credentials.end()) {
+      co_return cached->second.credential;  // stale while the one refresh runs
+    }
+    if (!co_await lead_lookup(key)) {
+      auto it = credentials.find(sid);
+      co_return it != credentials.end() ? it->second.credential : nullptr;
     }
     // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
     std::function<Result<CredentialRecord>()> store_call_6 = [this, account_sid, sid] {
@@ -331,6 +412,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     std::shared_ptr<const CredentialRecord> c;
     if (found) c = std::make_shared<const CredentialRecord>(std::move(*found));
     credentials[sid] = {c, now};
+    finish_lookup(key);
     co_return c;
   }
 
