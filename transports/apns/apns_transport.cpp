@@ -213,7 +213,7 @@ struct ApnsTransport::Impl {
     try {
       po.tls = is_token_auth(c)
                    ? endpoints->server_trust
-                   : http2::make_client_tls_context(endpoints->options.ca_file, c.certificate, c.private_key);
+                   : http2::make_client_tls_context(*endpoints->server_trust, c.certificate, c.private_key);
     } catch (const std::exception& e) {
       why = e.what();
       return std::nullopt;

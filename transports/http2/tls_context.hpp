@@ -17,5 +17,10 @@ namespace notifyd::http2 {
 std::shared_ptr<boost::asio::ssl::context> make_client_tls_context(std::string ca_file,
                                                                    std::string client_cert_pem = {},
                                                                    std::string client_key_pem = {});
+// The same, trusting exactly what `trust` trusts: its certificate store is shared, not read again (reading
+// the system CA bundle takes tens of milliseconds: too long to repeat for each credential's first send).
+std::shared_ptr<boost::asio::ssl::context> make_client_tls_context(const boost::asio::ssl::context& trust,
+                                                                   std::string client_cert_pem,
+                                                                   std::string client_key_pem);
 
 }  // namespace notifyd::http2
