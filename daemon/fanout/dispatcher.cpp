@@ -202,13 +202,15 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     auto& p = progress[n.seq];
     p.sid = n.sid;
     p.service_sid = n.service_sid;
+    p.resolved = false;  // start() assumes so of every notification with pending deliveries
     std::int64_t total = n.recipients;
     // Up to two pages are being resolved at once: the next page's transaction is under way while the
     // senders work through the last one, so they do not run dry while a commit waits for the disk or the
     // writer thread for a core. Both run on the one writer connection, each from the cursor the other left
     // (whichever runs first takes the first page), so they never overlap.
     std::deque<std::shared_ptr<PageCall>> calls;
-    bool exhausted = false;  // the audience is resolved, the store failed, or the dispatcher stops
+    bool exhausted = false;      // no more pages: the audience is resolved or the store failed
+    bool audience_done = false;  // a page came back with the end of the audience
     for (;;) {
       while (!exhausted && !stopping && calls.size() < kPagesAhead && room() >= enough_room()) {
         auto call = std::make_shared<PageCall>(strand);
@@ -218,6 +220,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         spawn(resolve_one_page(call, n.seq, filter), "resolver page");
       }
       if (calls.empty()) {
+        if (audience_done) {
+          // Only now: the page that found the end may have come back before a page still being read.
+          progress[n.seq].resolved = true;
+          fanout_log()->info("[{}][{}] resolved to {} recipients", n.service_sid, n.sid, total);
+          bump([](DispatcherStats& s) { ++s.accepted; });
+          maybe_finished(n.seq);
+        }
         if (exhausted || stopping) co_return;  // the cursor is durable: a stop resumes at the next start
         co_await wait_for_room();
         continue;
@@ -243,13 +252,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         spawn(deliver_one(std::move(d)), "delivery");
       }
       if (!page->leased.empty()) set_in_flight_stat();
-      if (page->done && !progress[n.seq].resolved) {
-        progress[n.seq].resolved = true;
-        fanout_log()->info("[{}][{}] resolved to {} recipients", n.service_sid, n.sid, total);
-        bump([](DispatcherStats& s) { ++s.accepted; });
-        maybe_finished(n.seq);
-      }
-      if (page->done) exhausted = true;
+      if (page->done) audience_done = exhausted = true;
     }
   }
 

@@ -83,6 +83,7 @@ class MetricsTest(DaemonTestCase):
 
     def wait_metrics(self, before, expected, timeout=METRICS_TIMEOUT_S):
         """Scrapes until every series in `expected` grew by exactly its value since `before`."""
+        self.maxDiff = None  # a failure shows every series
         deadline = time.monotonic() + timeout
         while True:
             now = self.scrape()
