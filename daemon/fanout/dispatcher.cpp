@@ -345,16 +345,23 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     }
   }
 
+  // Ends the lookup it leads however the leader leaves (an exception included): waiters never hang.
+  struct LookupGuard {
+    Impl* impl;
+    std::string key;
+    ~LookupGuard() { impl->finish_lookup(key); }
+  };
+
   asio::awaitable<std::shared_ptr<NotificationContext>> context_for(std::int64_t seq) {
-    if (auto it = contexts.find(seq); it != contexts.end()) co_return it->second;
     const std::string key = "notification:" + std::to_string(seq);
-    if (!co_await lead_lookup(key)) {
-      auto it = contexts.find(seq);
-      co_return it != contexts.end() ? it->second : nullptr;
+    for (;;) {
+      if (auto it = contexts.find(seq); it != contexts.end()) co_return it->second;
+      // A waiter looks again when the leader is done: if its read failed (or the cache was cleared since),
+      // the waiter reads for itself rather than fail its delivery on another's error.
+      if (!co_await lead_lookup(key)) continue;
+      LookupGuard guard{this, key};
+      co_return co_await read_context(seq);
     }
-    auto ctx = co_await read_context(seq);
-    finish_lookup(key);
-    co_return ctx;
   }
 
   asio::awaitable<std::shared_ptr<NotificationContext>> read_context(std::int64_t seq) {
@@ -394,19 +401,20 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
 
   asio::awaitable<std::shared_ptr<const CredentialRecord>> credential_for(std::string account_sid,
                                                                           std::string sid) {
-    auto now = now_ms();
-    auto cached = credentials.find(sid);
-    if (cached != credentials.end() && now - cached->second.fetched_ms < kCredentialCacheMs) {
-      co_return cached->second.credential;
-    }
     const std::string key = "credential:" + sid;
-    if (lookups.contains(key) && cached != credentials.end()) {
-      co_return cached->second.credential;  // stale while the one refresh runs
+    std::int64_t now = 0;
+    for (;;) {
+      now = now_ms();
+      auto cached = credentials.find(sid);
+      if (cached != credentials.end() && now - cached->second.fetched_ms < kCredentialCacheMs) {
+        co_return cached->second.credential;  // what the leader just read, too
+      }
+      if (lookups.contains(key) && cached != credentials.end()) {
+        co_return cached->second.credential;  // stale while the one refresh runs
+      }
+      if (co_await lead_lookup(key)) break;
     }
-    if (!co_await lead_lookup(key)) {
-      auto it = credentials.find(sid);
-      co_return it != credentials.end() ? it->second.credential : nullptr;
-    }
+    LookupGuard guard{this, key};
     // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
     std::function<Result<CredentialRecord>()> store_call_6 = [this, account_sid, sid] {
       return deps.store.find_credential(account_sid, sid);
@@ -415,7 +423,6 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     std::shared_ptr<const CredentialRecord> c;
     if (found) c = std::make_shared<const CredentialRecord>(std::move(*found));
     credentials[sid] = {c, now};
-    finish_lookup(key);
     co_return c;
   }
 
@@ -796,8 +803,13 @@ void Dispatcher::start() {
             return s->deps.store.release_leases();
           };
           auto released = co_await self->on_store<Result<std::int64_t>>(release);
-          if (released && *released)
+          if (!released) {
+            fanout_log()->error(
+                "releasing the last run's leases and pages failed (retried at the next start): {}",
+                released.error().message);
+          } else if (*released) {
             fanout_log()->info("{} deliveries in flight at the last stop are due again", *released);
+          }
           std::function<Result<std::vector<std::pair<std::int64_t, std::int64_t>>>()> count_pending =
               [s = self.get()] { return s->deps.store.pending_per_notification(); };
           auto pending = co_await self->on_store<Result<std::vector<std::pair<std::int64_t, std::int64_t>>>>(

@@ -1035,12 +1035,14 @@ std::int64_t page_entries_to_rows(Db& db) {
     std::int64_t seq, notification_seq;
     std::vector<std::int64_t> targets;
     std::vector<std::uint8_t> done;
+    std::int64_t remaining;
   };
   std::vector<PageRow> pages;
-  auto& q = db.prepare("SELECT seq, notification_seq, targets, done FROM delivery_pages ORDER BY seq");
+  auto& q =
+      db.prepare("SELECT seq, notification_seq, targets, done, remaining FROM delivery_pages ORDER BY seq");
   while (q.step()) {
-    pages.push_back(
-        {q.column_int(0), q.column_int(1), decode_page_targets(q.column_blob(2)), q.column_blob(3)});
+    pages.push_back({q.column_int(0), q.column_int(1), decode_page_targets(q.column_blob(2)),
+                     q.column_blob(3), q.column_int(4)});
   }
   q.reset();
   std::int64_t rows = 0;
@@ -1049,9 +1051,10 @@ std::int64_t page_entries_to_rows(Db& db) {
     n.bind(1, page.notification_seq);
     std::string notification_sid = n.step() ? n.column_text(0) : std::string();
     n.reset();
-    std::int64_t gone = 0;
+    std::int64_t gone = 0, unsettled = 0;
     for (std::size_t i = 0; i < page.targets.size(); ++i) {
       if (page_bit(page.done, i)) continue;
+      ++unsettled;
       auto& b = db.prepare(
           "SELECT sid, identity, binding_type, address, credential_sid, notification_protocol_version, "
           "date_updated FROM bindings WHERE seq = ?");
@@ -1064,6 +1067,10 @@ std::int64_t page_entries_to_rows(Db& db) {
       auto d = delivery_to_binding(b, 0, page.notification_seq, notification_sid, page.targets[i]);
       b.reset();
       if (insert_delivery(db, d)) ++rows;
+    }
+    if (unsettled != page.remaining) {
+      store_log()->error("page {} of notification {} is damaged: {} unsettled entries readable, {} recorded",
+                         page.seq, notification_sid, unsettled, page.remaining);
     }
     if (gone) {
       store_log()->info("page {} of notification {}: {} bindings deleted since it was resolved get nothing",
