@@ -247,11 +247,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
       total += static_cast<std::int64_t>(page->added);
       progress[n.seq].remaining += static_cast<std::int64_t>(page->added);
-      for (auto& d : page->leased) {
+      for (auto& d : page->deliveries) {
         ++in_flight;
         spawn(deliver_one(std::move(d)), "delivery");
       }
-      if (!page->leased.empty()) set_in_flight_stat();
+      if (!page->deliveries.empty()) set_in_flight_stat();
       if (page->done) audience_done = exhausted = true;
     }
   }
@@ -259,11 +259,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   asio::awaitable<void> resolve_one_page(std::shared_ptr<PageCall> call, std::int64_t seq,
                                          BindingFilter filter) {
     auto self = shared_from_this();
-    std::int64_t lease_until = now_ms() + options.lease.count();
     // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
     std::function<Result<ResolvedPage>()> store_call_2 = [this, seq, filter = std::move(filter),
-                                                          page_size = call->page_size, lease_until] {
-      return deps.store.resolve_page(seq, filter, page_size, lease_until);
+                                                          page_size = call->page_size] {
+      return deps.store.resolve_page(seq, filter, page_size);
     };
     try {
       call->result = co_await on_store<Result<ResolvedPage>>(store_call_2);

@@ -94,11 +94,10 @@ struct DeliveryRecord {
 };
 
 struct ResolvedPage {
-  std::size_t added = 0;  // new deliveries (a binding already targeted is not added twice)
+  std::size_t added = 0;  // deliveries in this page
   bool done = false;      // the whole audience is resolved
-  // When resolve_page was given a lease: the deliveries added, already leased to the caller, which sends
-  // them at once instead of claiming them (that saves a read and a write per delivery).
-  std::vector<DeliveryRecord> leased;
+  // The page's deliveries, for the caller to send at once (they are never claimed: no row of their own).
+  std::vector<DeliveryRecord> deliveries;
 };
 
 struct DeliveryUpdate {
@@ -169,12 +168,11 @@ class Store {
   virtual Result<NotificationRecord> find_notification(std::int64_t seq) = 0;
   // Adds deliveries for the next `page_size` bindings of the audience after the notification's cursor and
   // advances the cursor, atomically: resumable after a crash, never the whole audience in memory.
-  // `lease_until_ms` 0: each delivery gets a pending row, due at once (claim_due_deliveries hands them out).
-  // Otherwise the page is stored as one row (its bindings and a bit per entry) and its deliveries are
-  // returned in `leased` for the caller to send at once: no row per delivery unless record_outcomes gives
-  // it one. A page left unsettled by a process that died is turned into rows by release_leases.
+  // The page is stored as one row (its bindings and a bit per entry) and its deliveries are returned for the
+  // caller to send at once: no row per delivery unless record_outcomes gives it one. A page left unsettled by
+  // a process that died is turned into rows by release_leases.
   virtual Result<ResolvedPage> resolve_page(std::int64_t notification_seq, const BindingFilter& filter,
-                                            std::size_t page_size, std::int64_t lease_until_ms) = 0;
+                                            std::size_t page_size) = 0;
   // Pending deliveries due at `now_ms`, oldest first, leased: each is pushed `lease_ms` into the future in
   // the same transaction, so it is not handed out twice and comes back by itself if the process dies.
   virtual Result<std::vector<DeliveryRecord>> claim_due_deliveries(std::int64_t now_ms, std::size_t limit,

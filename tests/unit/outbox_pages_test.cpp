@@ -113,7 +113,7 @@ class OutboxPagesTest : public ::testing::Test {
   ResolvedPage resolve(std::size_t page_size) {
     BindingFilter f;
     f.tags = {"t"};
-    return store_->resolve_page(notification_.seq, f, page_size, 1).value();
+    return store_->resolve_page(notification_.seq, f, page_size).value();
   }
 
   fs::path path_;
@@ -125,22 +125,22 @@ class OutboxPagesTest : public ::testing::Test {
 
 TEST_F(OutboxPagesTest, AResolvedPageIsOneRowAndItsDeliveriesHaveNone) {
   auto page = resolve(6);
-  ASSERT_EQ(page.leased.size(), 6u);
+  ASSERT_EQ(page.deliveries.size(), 6u);
   EXPECT_FALSE(page.done);
   for (std::uint32_t i = 0; i < 6; ++i) {
-    EXPECT_EQ(page.leased[i].seq, 0);
-    EXPECT_NE(page.leased[i].page_seq, 0);
-    EXPECT_EQ(page.leased[i].page_index, i);
-    EXPECT_EQ(page.leased[i].binding_sid, bindings_[i].sid);
-    EXPECT_EQ(page.leased[i].apns_id, apns_id_for(notification_.sid, bindings_[i].seq));
+    EXPECT_EQ(page.deliveries[i].seq, 0);
+    EXPECT_NE(page.deliveries[i].page_seq, 0);
+    EXPECT_EQ(page.deliveries[i].page_index, i);
+    EXPECT_EQ(page.deliveries[i].binding_sid, bindings_[i].sid);
+    EXPECT_EQ(page.deliveries[i].apns_id, apns_id_for(notification_.sid, bindings_[i].seq));
   }
   EXPECT_EQ(count("SELECT COUNT(*) FROM delivery_pages"), 1);
   EXPECT_EQ(count("SELECT COUNT(*) FROM deliveries"), 0);
   EXPECT_EQ(store_->pending_delivery_count().value(), 6);
   auto rest = resolve(6);
-  EXPECT_EQ(rest.leased.size(), 4u);
+  EXPECT_EQ(rest.deliveries.size(), 4u);
   EXPECT_TRUE(rest.done);
-  EXPECT_NE(rest.leased[0].page_seq, page.leased[0].page_seq);
+  EXPECT_NE(rest.deliveries[0].page_seq, page.deliveries[0].page_seq);
   EXPECT_EQ(store_->pending_delivery_count().value(), 10);
   auto per = store_->pending_per_notification().value();
   ASSERT_EQ(per.size(), 1u);
@@ -149,10 +149,10 @@ TEST_F(OutboxPagesTest, AResolvedPageIsOneRowAndItsDeliveriesHaveNone) {
 
 TEST_F(OutboxPagesTest, DeliveredEntriesLeaveNoRowRetriesAndFailuresGetOne) {
   auto page = resolve(10);
-  ASSERT_EQ(page.leased.size(), 10u);
+  ASSERT_EQ(page.deliveries.size(), 10u);
   DeliveryOutcomes out;
-  for (std::uint32_t i = 0; i < 8; ++i) out.page_done.push_back({page.leased[i].page_seq, i});
-  DeliveryRecord retry = page.leased[8];
+  for (std::uint32_t i = 0; i < 8; ++i) out.page_done.push_back({page.deliveries[i].page_seq, i});
+  DeliveryRecord retry = page.deliveries[8];
   retry.attempts = 1;
   retry.next_attempt_ms = 1;  // due at once
   retry.last_reason = "ServiceUnavailable";
@@ -167,12 +167,12 @@ TEST_F(OutboxPagesTest, DeliveredEntriesLeaveNoRowRetriesAndFailuresGetOne) {
   auto claimed = store_->claim_due_deliveries(2, 10, 60000).value();
   ASSERT_EQ(claimed.size(), 1u);
   EXPECT_EQ(claimed[0].binding_sid, bindings_[8].sid);
-  EXPECT_EQ(claimed[0].apns_id, page.leased[8].apns_id);
+  EXPECT_EQ(claimed[0].apns_id, page.deliveries[8].apns_id);
   EXPECT_EQ(claimed[0].attempts, 1);
   EXPECT_EQ(claimed[0].last_reason, "ServiceUnavailable");
 
   DeliveryOutcomes last;
-  DeliveryRecord failed = page.leased[9];
+  DeliveryRecord failed = page.deliveries[9];
   failed.state = DeliveryState::failed;
   failed.attempts = 1;
   failed.last_reason = "BadDeviceToken";
@@ -190,7 +190,7 @@ TEST_F(OutboxPagesTest, DeliveredEntriesLeaveNoRowRetriesAndFailuresGetOne) {
 TEST_F(OutboxPagesTest, AnUnsettledPageBecomesPendingRowsAfterARestart) {
   auto page = resolve(10);
   DeliveryOutcomes out;
-  for (std::uint32_t i = 0; i < 4; ++i) out.page_done.push_back({page.leased[i].page_seq, i});
+  for (std::uint32_t i = 0; i < 4; ++i) out.page_done.push_back({page.deliveries[i].page_seq, i});
   ASSERT_TRUE(store_->record_outcomes(out));
   ASSERT_TRUE(store_->delete_binding(kAccount, service_.sid, bindings_[9].sid));
   store_.reset();  // the process "dies" with entries 4..9 on the wire
@@ -201,7 +201,7 @@ TEST_F(OutboxPagesTest, AnUnsettledPageBecomesPendingRowsAfterARestart) {
   ASSERT_EQ(claimed.size(), 5u);
   for (std::size_t k = 0; k < claimed.size(); ++k) {
     EXPECT_EQ(claimed[k].binding_sid, bindings_[4 + k].sid);
-    EXPECT_EQ(claimed[k].apns_id, page.leased[4 + k].apns_id);  // the same apns-id as the first send
+    EXPECT_EQ(claimed[k].apns_id, page.deliveries[4 + k].apns_id);  // the same apns-id as the first send
     EXPECT_EQ(claimed[k].attempts, 0);
   }
 }

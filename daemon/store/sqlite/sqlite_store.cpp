@@ -858,7 +858,7 @@ Result<NotificationRecord> SqliteStore::find_notification(std::int64_t seq) {
 }
 
 Result<ResolvedPage> SqliteStore::resolve_page(std::int64_t notification_seq, const BindingFilter& filter,
-                                               std::size_t page_size, std::int64_t lease_until_ms) {
+                                               std::size_t page_size) {
   return impl_->write<ResolvedPage>([&](Db& db) -> Result<ResolvedPage> {
     auto& ns = db.prepare(
         "SELECT account_sid, service_sid, resolve_cursor, resolved, sid FROM notifications WHERE seq = ?");
@@ -919,7 +919,7 @@ Result<ResolvedPage> SqliteStore::resolve_page(std::int64_t notification_seq, co
     }
     q.reset();
     page.done = batch.size() < page_size;
-    if (lease_until_ms != 0 && !batch.empty()) {
+    if (!batch.empty()) {
       // One row for the page; each binding is in exactly one page, as the cursor only moves forward.
       std::vector<std::uint8_t> none((batch.size() + 7) / 8, 0);
       db.prepare("INSERT INTO delivery_pages (notification_seq, targets, done, remaining) VALUES (?,?,?,?)")
@@ -934,11 +934,7 @@ Result<ResolvedPage> SqliteStore::resolve_page(std::int64_t notification_seq, co
         batch[k].page_index = static_cast<std::uint32_t>(k);
       }
       page.added = batch.size();
-      page.leased = std::move(batch);
-    } else {
-      for (auto& d : batch) {
-        if (insert_delivery(db, d)) ++page.added;
-      }
+      page.deliveries = std::move(batch);
     }
     db.prepare(
           "UPDATE notifications SET resolve_cursor = ?, resolved = ?, recipients = recipients + ? WHERE seq "

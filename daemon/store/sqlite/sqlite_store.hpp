@@ -50,7 +50,7 @@ class SqliteStore final : public Store {
   Result<std::vector<NotificationRecord>> unresolved_notifications(std::size_t limit) override;
   Result<NotificationRecord> find_notification(std::int64_t seq) override;
   Result<ResolvedPage> resolve_page(std::int64_t notification_seq, const BindingFilter& filter,
-                                    std::size_t page_size, std::int64_t lease_until_ms) override;
+                                    std::size_t page_size) override;
   Result<std::vector<DeliveryRecord>> claim_due_deliveries(std::int64_t now_ms, std::size_t limit,
                                                            std::int64_t lease_ms) override;
   Status record_outcomes(DeliveryOutcomes outcomes) override;
