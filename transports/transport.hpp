@@ -2,6 +2,7 @@
 // Transport: the seam between fan-out and the providers. One per channel; it owns its connection pools.
 // deliver() runs on the transport's executor and never throws for a provider or network failure: every
 // outcome is a DeliveryResult value. Exceptions only for bugs.
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
@@ -36,9 +37,7 @@ const char* to_string(DeliveryResult::Outcome outcome);
 // One message to one binding, ready to send. Built by fan-out; the transport adds only transport matters
 // (auth, connection, headers it owns).
 struct Delivery {
-  // Ids for logs and callbacks.
-  std::string account_sid;
-  std::string service_sid;
+  // Ids for logs.
   std::string notification_sid;
   std::string binding_sid;
   std::string binding_type;  // apn gcm fcm sms facebook-messenger alexa
@@ -63,12 +62,28 @@ struct Delivery {
   std::optional<std::string> sms_max_price;
 };
 
+// Where deliver_async() reports: complete() is called once, on the executor given with it.
+class DeliveryCompletion {
+ public:
+  virtual ~DeliveryCompletion() = default;
+  virtual void complete(DeliveryResult result) = 0;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
   virtual boost::asio::awaitable<DeliveryResult> deliver(Delivery delivery) = 0;  // by value across co_await
+  // The same delivery, without a coroutine of the caller's: returns at once, and `done` completes on
+  // `executor` (never inside this call). Fan-out sends this way, as a coroutine frame and its resumption per
+  // delivery were a measurable part of a delivery's cost. The default runs deliver() in a coroutine on
+  // `executor`; a transport whose exchange is callback-driven (APNs) overrides it.
+  virtual void deliver_async(Delivery delivery, boost::asio::any_io_executor executor,
+                             std::unique_ptr<DeliveryCompletion> done);
   virtual boost::asio::awaitable<void> drain() = 0;  // GOAWAY, finish in flight, close
 };
+
+// deliver() for a transport that implements deliver_async(): awaits it on the calling coroutine's executor.
+boost::asio::awaitable<DeliveryResult> await_delivery(Transport& transport, Delivery delivery);
 
 // Retry-After as delay-seconds or an IMF-fixdate HTTP-date relative to `now` (a date in the past is zero);
 // nullopt when empty or malformed. Absurdly long delays are capped at 30 years rather than overflowing.

@@ -348,8 +348,6 @@ std::shared_ptr<CredentialRecord> make_credential(const std::string& sid) {
 
 transport::Delivery make_delivery(std::shared_ptr<const CredentialRecord> credential) {
   transport::Delivery d;
-  d.account_sid = credential->account_sid;
-  d.service_sid = "ISbench00000000000000000000000000";
   d.notification_sid = "NTbench00000000000000000000000000";
   d.binding_sid = "BSbench00000000000000000000000000";
   d.binding_type = "apn";

@@ -23,6 +23,7 @@
 #include "daemon/http/server.hpp"
 #include "daemon/metrics/collectors/daemon_collectors.hpp"
 #include "daemon/model/log.hpp"
+#include "daemon/model/thread_name.hpp"
 #include "daemon/service/logging.hpp"
 #include "daemon/service/service_notifier.hpp"
 #include "daemon/store/sqlite/sqlite_store.hpp"
@@ -222,7 +223,12 @@ int run_daemon(const std::string& config_path) {
   });
 
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&] { io.run(); });
+  for (unsigned i = 1; i < threads; ++i) {
+    pool.emplace_back([&] {
+      set_thread_name("notifyd-io");  // the main thread, the first I/O thread, keeps the process's name
+      io.run();
+    });
+  }
   io.run();
   for (auto& t : pool) t.join();
   log->info("stopped");

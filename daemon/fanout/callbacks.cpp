@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "daemon/model/log.hpp"
+#include "daemon/model/strand.hpp"
 #include "transports/http1/client.hpp"
 #include "transports/transport.hpp"
 
@@ -142,7 +143,7 @@ struct CallbackSender::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::any_io_executor executor, CallbackOptions options)
       : options_(std::move(options)),
         executor_(executor),
-        strand_(asio::make_strand(executor)),
+        strand_(make_strand_executor(executor)),
         log_(module_logger("callbacks")),
         rng_(std::random_device{}()) {
     options_.senders = std::max<std::size_t>(options_.senders, 1);
@@ -538,7 +539,7 @@ struct CallbackSender::Impl : std::enable_shared_from_this<Impl> {
 
   CallbackOptions options_;
   asio::any_io_executor executor_;  // the pools make their own strands on it
-  asio::strand<asio::any_io_executor> strand_;
+  asio::any_io_executor strand_;    // make_strand_executor
   std::shared_ptr<spdlog::logger> log_;
 
   mutable std::mutex mu_;  // guards everything down to the strand-only section

@@ -13,12 +13,14 @@
 #include <mutex>
 #include <random>
 #include <unordered_map>
+#include <vector>
 
 #include "daemon/fanout/callbacks.hpp"
 #include "daemon/fanout/failure_reason.hpp"
 #include "daemon/fanout/notification.hpp"
 #include "daemon/fanout/payload.hpp"
 #include "daemon/model/log.hpp"
+#include "daemon/model/strand.hpp"
 #include "daemon/model/time.hpp"
 
 namespace notifyd::fanout {
@@ -46,11 +48,22 @@ struct NotificationContext {
   // Every binding of one type and protocol version gets the same payload: build it once a second (FCM's
   // remaining ttl counts down), not once per binding.
   struct BuiltPayload {
+    std::string binding_type, protocol_version;
     Seconds built_at = -1;
     transport::Delivery delivery;      // the channel part only
     std::optional<std::string> error;  // this channel cannot be served for this notification
   };
-  std::map<std::string, BuiltPayload> payloads;  // key: binding type + "/" + protocol version
+  std::vector<BuiltPayload> payloads;  // a few: one per binding type and protocol version
+
+  BuiltPayload& payload_for(const std::string& binding_type, const std::string& protocol_version) {
+    for (auto& p : payloads) {
+      if (p.binding_type == binding_type && p.protocol_version == protocol_version) return p;
+    }
+    auto& p = payloads.emplace_back();
+    p.binding_type = binding_type;
+    p.protocol_version = protocol_version;
+    return p;
+  }
 };
 
 struct NotificationProgress {
@@ -62,13 +75,14 @@ struct NotificationProgress {
 
 // One resolve_page call under way; `ready` is cancelled when `result` is set.
 struct PageCall {
-  explicit PageCall(const asio::strand<asio::any_io_executor>& strand)
+  explicit PageCall(const asio::any_io_executor& strand)
       : ready(strand, asio::steady_timer::time_point::max()) {}
   std::size_t page_size = 0;
   std::optional<Result<ResolvedPage>> result;
   asio::steady_timer ready;
 };
 constexpr std::size_t kPagesAhead = 2;
+constexpr std::size_t kReadyPages = 3;
 
 struct CachedCredential {
   std::shared_ptr<const CredentialRecord> credential;
@@ -88,7 +102,7 @@ asio::awaitable<T> call(std::function<T()> fn) {
 }  // namespace
 
 struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
-  asio::strand<asio::any_io_executor> strand;
+  asio::any_io_executor strand;  // make_strand_executor
   DispatcherDeps deps;
   DispatcherOptions options;
   asio::thread_pool store_pool;
@@ -105,7 +119,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
 
   // Strand-only state.
   std::size_t in_flight = 0;
-  std::size_t reserved = 0;  // room the resolver holds for the page it is inserting
+  std::size_t reserved = 0;  // rows the resolver has asked the store for (pages being resolved)
+  // Resolved deliveries waiting for a sender (max_in_flight), oldest first. The resolver keeps up to
+  // kReadyPages pages here and in progress, so that senders never wait for a page's transaction: before, a
+  // page could only be asked for once senders had made room for it, and one page of a quarter of that room
+  // at a time, each a store round trip, paced the whole fan-out.
+  std::deque<DeliveryRecord> ready;
+  bool pumping = false;
   std::unordered_map<std::int64_t, std::shared_ptr<NotificationContext>> contexts;
   std::unordered_map<std::int64_t, NotificationProgress> progress;
   std::unordered_map<std::string, CachedCredential> credentials;
@@ -123,7 +143,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   DispatcherStats stats;
 
   Impl(asio::any_io_executor ex, DispatcherDeps d, DispatcherOptions o)
-      : strand(asio::make_strand(ex)),
+      : strand(make_strand_executor(ex)),
         deps(std::move(d)),
         options(o),
         store_pool(o.store_threads),
@@ -204,17 +224,18 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     p.service_sid = n.service_sid;
     p.resolved = false;  // start() assumes so of every notification with pending deliveries
     std::int64_t total = n.recipients;
-    // Up to two pages are being resolved at once: the next page's transaction is under way while the
-    // senders work through the last one, so they do not run dry while a commit waits for the disk or the
-    // writer thread for a core. Both run on the one writer connection, each from the cursor the other left
-    // (whichever runs first takes the first page), so they never overlap.
+    // Up to two pages are being resolved at once, and a page is asked for as soon as `ready` has room for
+    // it: the next page's transaction is under way while the senders work through the last ones, so they do
+    // not run dry while a commit waits for the disk or the writer thread for a core. Both run on the one
+    // writer connection, each from the cursor the other left (whichever runs first takes the first page),
+    // so they never overlap.
     std::deque<std::shared_ptr<PageCall>> calls;
     bool exhausted = false;      // no more pages: the audience is resolved or the store failed
     bool audience_done = false;  // a page came back with the end of the audience
     for (;;) {
-      while (!exhausted && !stopping && calls.size() < kPagesAhead && room() >= enough_room()) {
+      while (!exhausted && !stopping && calls.size() < kPagesAhead && resolve_room() >= page_size()) {
         auto call = std::make_shared<PageCall>(strand);
-        call->page_size = std::min(options.resolve_page_size, room());
+        call->page_size = page_size();
         reserved += call->page_size;
         calls.push_back(call);
         spawn(resolve_one_page(call, n.seq, filter), "resolver page");
@@ -247,11 +268,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
       total += static_cast<std::int64_t>(page->added);
       progress[n.seq].remaining += static_cast<std::int64_t>(page->added);
-      for (auto& d : page->deliveries) {
-        ++in_flight;
-        spawn(deliver_one(std::move(d)), "delivery");
-      }
-      if (!page->deliveries.empty()) set_in_flight_stat();
+      for (auto& d : page->deliveries) ready.push_back(std::move(d));
+      pump();
       if (page->done) audience_done = exhausted = true;
     }
   }
@@ -272,21 +290,46 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     call->ready.cancel();
   }
 
-  // Deliveries the senders can still take, net of what the resolver has reserved for a page in progress.
+  // Deliveries the senders can still take beside those waiting in `ready` (claims from the store wait for
+  // the resolved ones to be sent).
   std::size_t room() const {
-    std::size_t used = in_flight + reserved;
+    std::size_t used = in_flight + ready.size();
     return options.max_in_flight > used ? options.max_in_flight - used : 0;
   }
 
-  // A useful amount of room to resolve a page into: a quarter page (or of max_in_flight, if smaller).
-  std::size_t enough_room() const {
-    return std::max<std::size_t>(1, std::min(options.resolve_page_size, options.max_in_flight) / 4);
+  std::size_t page_size() const { return std::max<std::size_t>(1, options.resolve_page_size); }
+
+  // Rows the resolver may still ask for: `ready` and the pages in progress hold at most kReadyPages pages.
+  std::size_t resolve_room() const {
+    std::size_t used = ready.size() + reserved;
+    std::size_t limit = kReadyPages * page_size();
+    return limit > used ? limit - used : 0;
   }
 
-  // Until enough room is free, or stopping.
+  // Starts ready deliveries while senders have room. Not re-entered: a delivery settled without a send
+  // (done_in_flight inside start_delivery) lets the running loop take the next one.
+  void pump() {
+    if (pumping) return;
+    pumping = true;
+    bool started = false;
+    while (!stopping && !ready.empty() && in_flight < options.max_in_flight) {
+      DeliveryRecord d = std::move(ready.front());
+      ready.pop_front();
+      ++in_flight;
+      started = true;
+      start_delivery(std::move(d));
+    }
+    pumping = false;
+    if (started) set_in_flight_stat();
+    if (room_wanted && !room_woken && resolve_room() >= page_size()) {
+      room_woken = true;
+      room_timer.cancel();
+    }
+  }
+
+  // Until a page fits in `ready`, or stopping.
   asio::awaitable<void> wait_for_room() {
-    std::size_t enough = enough_room();
-    while (!stopping && room() < enough) {
+    while (!stopping && resolve_room() < page_size()) {
       room_wanted = true;
       co_await sleep(room_timer, room_woken, options.idle_poll);
     }
@@ -311,7 +354,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         } else {
           for (auto& d : *claimed) {
             ++in_flight;
-            spawn(deliver_one(std::move(d)), "delivery");
+            start_delivery(std::move(d));
           }
           set_in_flight_stat();
           if (claimed->size() == limit) continue;  // more may be due right now
@@ -440,55 +483,110 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         static_cast<std::int64_t>(static_cast<double>(base.count()) * jitter(rng)));
   }
 
-  asio::awaitable<void> deliver_one(DeliveryRecord d) {
-    auto self = shared_from_this();
-    // The cached paths stay out of a coroutine call: a frame per delivery is measurable at fan-out rates.
-    std::shared_ptr<NotificationContext> ctx;
-    if (auto it = contexts.find(d.notification_seq); it != contexts.end()) {
-      ctx = it->second;
-    } else {
-      ctx = co_await context_for(d.notification_seq);
+  static bool needs_credential(std::string_view type) {
+    return type == "apn" || type == "fcm" || type == "gcm";
+  }
+
+  std::optional<std::string> credential_sid_for(const DeliveryRecord& d, const ServiceRecord& service) {
+    return d.credential_sid ? d.credential_sid : service_credential_sid(service, d.binding_type);
+  }
+
+  // Starts one delivery (one in_flight, already counted). Without a coroutine when the notification and the
+  // credential are cached, as they are for all but the first deliveries of a page: a coroutine frame and its
+  // resumption per delivery were a measurable part of its cost. Never throws: a bug is logged and the
+  // delivery comes back at the next start.
+  void start_delivery(DeliveryRecord&& d) {  // a reference: a DeliveryRecord is costly to move
+    try {
+      auto it = contexts.find(d.notification_seq);
+      if (it == contexts.end()) return spawn(look_up_and_send(std::move(d)), "delivery lookup");
+      std::shared_ptr<NotificationContext> ctx = it->second;
+      std::shared_ptr<const CredentialRecord> credential;
+      if (ctx->service && needs_credential(d.binding_type)) {
+        if (auto sid = credential_sid_for(d, *ctx->service)) {
+          auto cached = credentials.find(*sid);
+          if (cached == credentials.end() || now_ms() - cached->second.fetched_ms >= kCredentialCacheMs) {
+            return spawn(look_up_and_send(std::move(d)), "delivery lookup");
+          }
+          credential = cached->second.credential;
+        }
+      }
+      send(std::move(d), std::move(ctx), std::move(credential));
+    } catch (const std::exception& e) {
+      fanout_log()->error("starting a delivery failed (it is sent again after a restart): {}", e.what());
+      done_in_flight();
     }
+  }
+
+  // The cache-miss path of start_delivery: one store lookup per key at a time (lead_lookup).
+  asio::awaitable<void> look_up_and_send(DeliveryRecord d) {
+    auto self = shared_from_this();
+    auto ctx = co_await context_for(d.notification_seq);
+    std::shared_ptr<const CredentialRecord> credential;
+    if (ctx && ctx->service && needs_credential(d.binding_type)) {
+      if (auto sid = credential_sid_for(d, *ctx->service)) {
+        credential = co_await credential_for(ctx->record.account_sid, *sid);
+      }
+    }
+    send(std::move(d), std::move(ctx), std::move(credential));
+  }
+
+  // What a delivery in the transport's hands carries back to on_result.
+  struct Sent final : transport::DeliveryCompletion {
+    Sent(std::shared_ptr<Impl> i, DeliveryRecord r, std::shared_ptr<NotificationContext> c,
+         std::shared_ptr<const CredentialRecord> cr, std::string key)
+        : impl(std::move(i)),
+          d(std::move(r)),
+          ctx(std::move(c)),
+          credential(std::move(cr)),
+          pace_key(std::move(key)) {}
+    void complete(transport::DeliveryResult result) override {
+      impl->on_result(std::move(d), std::move(ctx), std::move(credential), pace_key, std::move(result));
+    }
+    std::shared_ptr<Impl> impl;
+    DeliveryRecord d;
+    std::shared_ptr<NotificationContext> ctx;
+    std::shared_ptr<const CredentialRecord> credential;
+    std::string pace_key;
+  };
+
+  // Everything up to the transport: the checks that settle a delivery without sending it, the payload, the
+  // per-credential bound. `ctx` null: the notification could not be read; `credential` null for a binding
+  // type with credentials: none found.
+  void send(DeliveryRecord&& d, std::shared_ptr<NotificationContext> ctx,
+            std::shared_ptr<const CredentialRecord> credential) {
     if (!ctx) {
       finish(d, nullptr, DeliveryState::failed, "notification unreadable", 0);
-      co_return done_in_flight();
+      return done_in_flight();
     }
     const auto& n = ctx->record;
     Seconds now_s = now_seconds();
     if (!ctx->service) {
       finish(d, ctx.get(), DeliveryState::failed, "service deleted", 0);
-      co_return done_in_flight();
+      return done_in_flight();
     }
     if (d.attempts > 0 && now_s > n.expires_at) {
       finish(d, ctx.get(), DeliveryState::expired, d.last_reason.empty() ? "ttl expired" : d.last_reason,
              d.provider_status);
-      co_return done_in_flight();
+      return done_in_flight();
     }
 
-    std::shared_ptr<const CredentialRecord> credential;
     std::string pace_key = d.binding_type;
-    if (d.binding_type == "apn" || d.binding_type == "fcm" || d.binding_type == "gcm") {
-      auto sid = d.credential_sid ? d.credential_sid : service_credential_sid(*ctx->service, d.binding_type);
+    if (needs_credential(d.binding_type)) {
+      auto sid = credential_sid_for(d, *ctx->service);
       if (!sid) {
         finish(d, ctx.get(), DeliveryState::failed, "no " + d.binding_type + " credential on the service", 0);
-        co_return done_in_flight();
-      }
-      if (auto it = credentials.find(*sid);
-          it != credentials.end() && now_ms() - it->second.fetched_ms < kCredentialCacheMs) {
-        credential = it->second.credential;
-      } else {
-        credential = co_await credential_for(n.account_sid, *sid);
+        return done_in_flight();
       }
       if (!credential) {
         finish(d, ctx.get(), DeliveryState::failed, "credential " + *sid + " not found", 0);
-        co_return done_in_flight();
+        return done_in_flight();
       }
       pace_key = credential->sid;
       if (auto it = parked.find(credential->sid); it != parked.end()) {
         if (it->second.date_updated == credential->date_updated) {
           retry_or_expire(d, ctx.get(), d.attempts, now_ms() + options.park_retry.count(), it->second.reason,
                           0);
-          co_return done_in_flight();
+          return done_in_flight();
         }
         fanout_log()->info("[{}] credential updated: its deliveries resume", credential->sid);
         parked.erase(it);
@@ -496,24 +594,22 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     }
     if (auto it = paced_until_ms.find(pace_key); it != paced_until_ms.end() && it->second > now_ms()) {
       reschedule(d, d.attempts, it->second, d.last_reason, d.provider_status);
-      co_return done_in_flight();
+      return done_in_flight();
     }
     auto& per_credential = in_flight_per_credential[pace_key];
     if (per_credential >= options.max_in_flight_per_credential) {
       reschedule(d, d.attempts, now_ms() + 50, d.last_reason, d.provider_status);
-      co_return done_in_flight();
+      return done_in_flight();
     }
 
     transport::Delivery delivery;
-    delivery.account_sid = n.account_sid;
-    delivery.service_sid = n.service_sid;
     delivery.notification_sid = n.sid;
     delivery.binding_sid = d.binding_sid.value_or("");
     delivery.binding_type = d.binding_type;
     delivery.address = d.address;
     delivery.credential = credential;
     delivery.apns_id = d.apns_id;
-    auto& built = ctx->payloads[d.binding_type + "/" + d.protocol_version];
+    auto& built = ctx->payload_for(d.binding_type, d.protocol_version);
     if (built.built_at != now_s) {
       built.delivery = transport::Delivery{};
       PayloadTarget target{d.binding_type, d.address, d.protocol_version};
@@ -522,7 +618,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     }
     if (built.error) {
       finish(d, ctx.get(), DeliveryState::failed, *built.error, 0);
-      co_return done_in_flight();
+      return done_in_flight();
     }
     delivery.body = built.delivery.body;
     delivery.apns_push_type = built.delivery.apns_push_type;
@@ -536,44 +632,72 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     delivery.sms_max_price = built.delivery.sms_max_price;
 
     ++per_credential;
-    transport::DeliveryResult result =
-        co_await deps.transport_for(d.binding_type).deliver(std::move(delivery));
-    --in_flight_per_credential[pace_key];
-    int attempts = d.attempts + 1;
-    bump([&](DispatcherStats& s) {
-      ++s.by_channel[d.binding_type].attempts[transport::to_string(result.outcome)];
-    });
+    auto& transport = deps.transport_for(d.binding_type);
+    auto sent = std::make_unique<Sent>(shared_from_this(), std::move(d), std::move(ctx),
+                                       std::move(credential), std::move(pace_key));
+    transport.deliver_async(std::move(delivery), strand, std::move(sent));
+  }
 
+  // The transport's answer, on the strand. Never throws (it runs inside the transport's completion).
+  void on_result(DeliveryRecord d, std::shared_ptr<NotificationContext> ctx,
+                 std::shared_ptr<const CredentialRecord> credential, const std::string& pace_key,
+                 transport::DeliveryResult result) {
+    try {
+      --in_flight_per_credential[pace_key];
+      bump([&](DispatcherStats& s) {
+        ++s.by_channel[d.binding_type].attempts[transport::to_string(result.outcome)];
+      });
+      if (result.outcome == Outcome::invalid_address) {
+        // A store write decides whether the binding goes: the one outcome that needs a coroutine.
+        return spawn(remove_then_finish(std::move(d), std::move(ctx), std::move(result)), "binding removal");
+      }
+      settle(d, ctx.get(), credential.get(), pace_key, result);
+    } catch (const std::exception& e) {
+      fanout_log()->error("recording a delivery outcome failed (it is sent again after a restart): {}",
+                          e.what());
+    }
+    done_in_flight();
+  }
+
+  asio::awaitable<void> remove_then_finish(DeliveryRecord d, std::shared_ptr<NotificationContext> ctx,
+                                           transport::DeliveryResult result) {
+    auto self = shared_from_this();
+    const auto& n = ctx->record;
+    if (d.binding_sid) {
+      std::optional<Seconds> since;
+      if (result.invalid_since) since = *result.invalid_since / 1000;  // APNs gives milliseconds
+      // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+      std::function<Result<bool>()> store_call_7 = [this, sid = *d.binding_sid, address = d.address, since] {
+        return deps.store.remove_invalid_binding(sid, address, since);
+      };
+      auto removed = co_await on_store<Result<bool>>(store_call_7);
+      if (removed && *removed) {
+        fanout_log()->info("[{}][{}][{}] binding removed: provider says {} ({})", n.service_sid, n.sid,
+                           *d.binding_sid, result.reason, result.provider_status);
+        bump([&](DispatcherStats& s) {
+          ++s.bindings_removed;
+          ++s.by_channel[d.binding_type].bindings_removed;
+        });
+      } else if (removed) {
+        fanout_log()->info("[{}][{}][{}] binding kept: it registered again after the provider's {}",
+                           n.service_sid, n.sid, *d.binding_sid, result.reason);
+      }
+    }
+    d.attempts += 1;
+    finish(d, ctx.get(), DeliveryState::failed, result.reason, result.provider_status);
+    done_in_flight();
+  }
+
+  // Every outcome but invalid_address (remove_then_finish).
+  void settle(DeliveryRecord& d, NotificationContext* ctx, const CredentialRecord* credential,
+              const std::string& pace_key, const transport::DeliveryResult& result) {
+    int attempts = d.attempts + 1;
     switch (result.outcome) {
       case Outcome::delivered:
-        finish(d, ctx.get(), DeliveryState::delivered, "", result.provider_status);
+        finish(d, ctx, DeliveryState::delivered, "", result.provider_status);
         break;
-      case Outcome::invalid_address: {
-        if (d.binding_sid) {
-          std::optional<Seconds> since;
-          if (result.invalid_since) since = *result.invalid_since / 1000;  // APNs gives milliseconds
-          // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
-          std::function<Result<bool>()> store_call_7 = [this, sid = *d.binding_sid, address = d.address,
-                                                        since] {
-            return deps.store.remove_invalid_binding(sid, address, since);
-          };
-          auto removed = co_await on_store<Result<bool>>(store_call_7);
-          if (removed && *removed) {
-            fanout_log()->info("[{}][{}][{}] binding removed: provider says {} ({})", n.service_sid, n.sid,
-                               *d.binding_sid, result.reason, result.provider_status);
-            bump([&](DispatcherStats& s) {
-              ++s.bindings_removed;
-              ++s.by_channel[d.binding_type].bindings_removed;
-            });
-          } else if (removed) {
-            fanout_log()->info("[{}][{}][{}] binding kept: it registered again after the provider's {}",
-                               n.service_sid, n.sid, *d.binding_sid, result.reason);
-          }
-        }
-        d.attempts = attempts;
-        finish(d, ctx.get(), DeliveryState::failed, result.reason, result.provider_status);
+      case Outcome::invalid_address:  // remove_then_finish
         break;
-      }
       case Outcome::retry_later: {
         if (stopping && result.provider_status == 0) {
           // Turned back unanswered by a transport that is draining for the stop: not an attempt. It stays
@@ -590,7 +714,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
           at = std::max(at, until);
         }
         bump([](DispatcherStats& s) { ++s.retried; });
-        retry_or_expire(d, ctx.get(), attempts, at, result.reason, result.provider_status);
+        retry_or_expire(d, ctx, attempts, at, result.reason, result.provider_status);
         break;
       }
       case Outcome::credential_rejected:
@@ -604,25 +728,21 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
           }
           park = {credential->date_updated, result.reason.empty() ? "credential rejected" : result.reason};
         }
-        retry_or_expire(d, ctx.get(), attempts, now_ms() + options.park_retry.count(), result.reason,
+        retry_or_expire(d, ctx, attempts, now_ms() + options.park_retry.count(), result.reason,
                         result.provider_status);
         break;
       case Outcome::payload_rejected:
       case Outcome::unsupported_channel:
         d.attempts = attempts;
-        finish(d, ctx.get(), DeliveryState::failed, result.reason, result.provider_status);
+        finish(d, ctx, DeliveryState::failed, result.reason, result.provider_status);
         break;
     }
-    co_return done_in_flight();
   }
 
   void done_in_flight() {
     --in_flight;
     set_in_flight_stat();
-    if (room_wanted && !room_woken && room() >= enough_room()) {
-      room_woken = true;
-      room_timer.cancel();
-    }
+    pump();
     if (in_flight + options.claim_batch / 4 <= options.max_in_flight && !schedule_woken) {
       schedule_woken = true;
       schedule_timer.cancel();

@@ -50,8 +50,6 @@ constexpr auto kRunLimit = 20s;  // no test coroutine may run longer than this
 
 Delivery make_delivery(std::string address = "+14155550100") {
   Delivery d;
-  d.account_sid = kAccountSid;
-  d.service_sid = "IS0123456789abcdef0123456789abcdef";
   d.notification_sid = "NT0123456789abcdef0123456789abcdef";
   d.binding_sid = "BS0123456789abcdef0123456789abcdef";
   d.binding_type = "sms";

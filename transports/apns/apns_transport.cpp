@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/url/parse.hpp>
 #include <map>
@@ -17,6 +18,7 @@
 #include <string_view>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "daemon/model/log.hpp"
 #include "transports/apns/apns_protocol.hpp"
@@ -162,11 +164,10 @@ DeliveryResult failure(DeliveryResult::Outcome outcome, std::string reason) {
   return r;
 }
 
-boost::asio::awaitable<DeliveryResult> ready(DeliveryResult r) { co_return r; }
-
 }  // namespace
 
 struct ApnsTransport::Impl {
+  struct Send;  // one delivery's exchange
   boost::asio::any_io_executor executor;
   mutable std::mutex mu;
   std::shared_ptr<const Endpoints> endpoints;
@@ -226,58 +227,6 @@ struct ApnsTransport::Impl {
     return route;
   }
 
-  // Sends a built request and reads Apple's answer: at most two sends that reach APNs, the second only after
-  // APNs refused the provider token; a send that a reload's retired pool turned away (nothing was sent) goes
-  // to the new endpoint instead, a bounded number of times. Every resend is the same request (same apns-id),
-  // handed back by the pool; only its shared headers change when the provider token does.
-  static boost::asio::awaitable<DeliveryResult> exchange(std::shared_ptr<Impl> impl, Route route,
-                                                         std::shared_ptr<const CredentialRecord> credential,
-                                                         std::string bearer, LogIds ids,
-                                                         http2::H2Request request) {
-    using Outcome = DeliveryResult::Outcome;
-    int token_refusals = 0;
-    int reroutes = 0;
-    for (;;) {
-      auto sending = route.pool->send_returning(std::move(request));
-      std::tuple<http2::H2Result, http2::H2Request> done = co_await std::move(sending);
-      const http2::H2Result& answer = std::get<0>(done);
-      request = std::move(std::get<1>(done));
-      if (answer.failure == http2::H2Failure::shutting_down && reroutes < kMaxReroutes &&
-          !impl->is_draining()) {
-        ++reroutes;
-        std::string why;
-        auto next = impl->route_for(*credential, why);
-        if (!next) co_return failure(Outcome::credential_rejected, why);
-        route = std::move(*next);
-        auto headers = route.credential->headers_now(bearer);
-        if (!headers)
-          co_return failure(Outcome::credential_rejected, "provider token: " + headers.error().message);
-        request.shared_headers = std::move(*headers);
-        continue;
-      }
-      apns::Interpretation seen = apns::interpret(answer);
-      if (seen.provider_token_rejected && route.credential->tokens && token_refusals == 0) {
-        apns_log()->warn("[{}][{}] APNs refused the provider token of {} ({}): refreshing once",
-                         ids.notification_sid, ids.binding_sid, credential->sid, seen.result.reason);
-        route.credential->tokens->reject(bearer);
-        ++token_refusals;
-        auto headers = route.credential->headers_now(bearer);
-        if (!headers)
-          co_return failure(Outcome::credential_rejected, "provider token: " + headers.error().message);
-        request.shared_headers = std::move(*headers);
-        continue;
-      }
-      if (seen.result.outcome != Outcome::delivered) {
-        constexpr std::size_t kPathPrefix = std::string_view("/3/device/").size();
-        apns_log()->debug("[{}][{}] APNs {} {} for {}: {}", ids.notification_sid, ids.binding_sid,
-                          seen.result.provider_status, to_string(seen.result.outcome),
-                          truncate_token(std::string_view(request.path).substr(kPathPrefix)),
-                          seen.result.reason.empty() ? answer.detail : seen.result.reason);
-      }
-      co_return std::move(seen.result);
-    }
-  }
-
   // Drains a pool a reload replaced, off the caller's path. Its streams in flight finish first.
   static boost::asio::awaitable<void> drain_retired(std::shared_ptr<Impl> self,
                                                     std::shared_ptr<http2::Http2Pool> pool) {
@@ -287,6 +236,54 @@ struct ApnsTransport::Impl {
     self->retiring.erase(pool);
     self->retired_counts.connections_opened += counts.connections_opened;
     self->retired_counts.goaways += counts.goaways;
+  }
+};
+
+// One delivery's exchange with APNs, driven by the pool's completions (no coroutine): at most two sends that
+// reach APNs, the second only after APNs refused the provider token; a send that a reload's retired pool
+// turned away (nothing was sent) goes to the new endpoint instead, a bounded number of times. Every resend is
+// the same request (same apns-id), handed back by the pool; only its shared headers change when the provider
+// token does. complete() runs on the executor of the delivery's caller, where `done` must complete.
+struct ApnsTransport::Impl::Send final : http2::SendCompletion {
+  std::shared_ptr<ApnsTransport::Impl> impl;
+  Route route;
+  std::shared_ptr<const CredentialRecord> credential;
+  std::string bearer;  // the provider token the request carries (token auth)
+  LogIds ids;
+  boost::asio::any_io_executor executor;
+  std::unique_ptr<DeliveryCompletion> done;
+  int token_refusals = 0;
+  int reroutes = 0;
+
+  Send(std::shared_ptr<ApnsTransport::Impl> i, Route r, std::shared_ptr<const CredentialRecord> c,
+       std::string b, LogIds l, boost::asio::any_io_executor ex, std::unique_ptr<DeliveryCompletion> d)
+      : impl(std::move(i)),
+        route(std::move(r)),
+        credential(std::move(c)),
+        bearer(std::move(b)),
+        ids(std::move(l)),
+        executor(std::move(ex)),
+        done(std::move(d)) {}
+  Send(Send&&) = default;
+
+  void complete(http2::H2Result answer, http2::H2Request request) override;
+
+  // Sends again, with the route's current shared headers (provider token).
+  void resend(http2::H2Request request) {
+    auto headers = route.credential->headers_now(bearer);
+    if (!headers) {
+      return done->complete(failure(DeliveryResult::Outcome::credential_rejected,
+                                    "provider token: " + headers.error().message));
+    }
+    request.shared_headers = std::move(*headers);
+    send(std::move(request));
+  }
+
+  // Sends (again) with this exchange's state moved into a fresh completion.
+  void send(http2::H2Request request) {
+    auto pool = route.pool;
+    auto ex = executor;
+    pool->send_returning(std::move(request), std::move(ex), std::make_unique<Send>(std::move(*this)));
   }
 };
 
@@ -366,27 +363,65 @@ ApnsTransport::ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions 
 
 ApnsTransport::~ApnsTransport() = default;
 
-// Not a coroutine: the request is built here, where the delivery is at hand, and only what the exchange needs
-// goes into its coroutine frame (a small frame, recycled by Asio, instead of one holding the whole Delivery).
-boost::asio::awaitable<DeliveryResult> ApnsTransport::deliver(Delivery d) {
+void ApnsTransport::Impl::Send::complete(http2::H2Result answer, http2::H2Request request) {
   using Outcome = DeliveryResult::Outcome;
-  if (!d.credential || d.credential->type != "apn") {
-    return ready(failure(Outcome::credential_rejected, "no apn credential for this binding"));
+  if (answer.failure == http2::H2Failure::shutting_down && reroutes < kMaxReroutes && !impl->is_draining()) {
+    ++reroutes;
+    std::string why;
+    auto next = impl->route_for(*credential, why);
+    if (!next) return done->complete(failure(Outcome::credential_rejected, why));
+    route = std::move(*next);
+    return resend(std::move(request));
   }
-  if (impl_->is_draining()) return ready(failure(Outcome::retry_later, "transport is shutting down"));
+  apns::Interpretation seen = apns::interpret(answer);
+  if (seen.provider_token_rejected && route.credential->tokens && token_refusals == 0) {
+    apns_log()->warn("[{}][{}] APNs refused the provider token of {} ({}): refreshing once",
+                     ids.notification_sid, ids.binding_sid, credential->sid, seen.result.reason);
+    route.credential->tokens->reject(bearer);
+    ++token_refusals;
+    return resend(std::move(request));
+  }
+  if (seen.result.outcome != Outcome::delivered) {
+    constexpr std::size_t kPathPrefix = std::string_view("/3/device/").size();
+    apns_log()->debug("[{}][{}] APNs {} {} for {}: {}", ids.notification_sid, ids.binding_sid,
+                      seen.result.provider_status, to_string(seen.result.outcome),
+                      truncate_token(std::string_view(request.path).substr(kPathPrefix)),
+                      seen.result.reason.empty() ? answer.detail : seen.result.reason);
+  }
+  done->complete(std::move(seen.result));
+}
+
+boost::asio::awaitable<DeliveryResult> ApnsTransport::deliver(Delivery d) {
+  return await_delivery(*this, std::move(d));
+}
+
+// The request is built here, where the delivery is at hand; only what the exchange needs goes on with it.
+void ApnsTransport::deliver_async(Delivery d, boost::asio::any_io_executor executor,
+                                  std::unique_ptr<DeliveryCompletion> done) {
+  using Outcome = DeliveryResult::Outcome;
+  auto answer_now = [&](DeliveryResult r) {  // on the caller's executor, as every completion
+    boost::asio::post(executor,
+                      [done = std::move(done), r = std::move(r)]() mutable { done->complete(std::move(r)); });
+  };
+  if (!d.credential || d.credential->type != "apn") {
+    return answer_now(failure(Outcome::credential_rejected, "no apn credential for this binding"));
+  }
+  if (impl_->is_draining()) return answer_now(failure(Outcome::retry_later, "transport is shutting down"));
   std::string why;
   auto route = impl_->route_for(*d.credential, why);
-  if (!route) return ready(failure(Outcome::credential_rejected, why));
+  if (!route) return answer_now(failure(Outcome::credential_rejected, why));
   std::string bearer;
   auto headers = route->credential->headers_now(bearer);
-  if (!headers)
-    return ready(failure(Outcome::credential_rejected, "provider token: " + headers.error().message));
+  if (!headers) {
+    return answer_now(failure(Outcome::credential_rejected, "provider token: " + headers.error().message));
+  }
   std::shared_ptr<const CredentialRecord> credential = std::move(d.credential);
   LogIds ids{std::move(d.notification_sid), std::move(d.binding_sid)};
   auto request = apns::build_request(std::move(d), std::move(*headers));
-  if (!request) return ready(failure(Outcome::payload_rejected, "PayloadTooLarge"));
-  return Impl::exchange(impl_, std::move(*route), std::move(credential), std::move(bearer), std::move(ids),
-                        std::move(*request));
+  if (!request) return answer_now(failure(Outcome::payload_rejected, "PayloadTooLarge"));
+  Impl::Send exchange(impl_, std::move(*route), std::move(credential), std::move(bearer), std::move(ids),
+                      executor, std::move(done));
+  exchange.send(std::move(*request));
 }
 
 boost::asio::awaitable<void> ApnsTransport::drain() {

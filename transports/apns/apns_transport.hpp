@@ -34,7 +34,9 @@ class ApnsTransport final : public Transport {
                 std::function<std::int64_t()> token_clock);
   ~ApnsTransport() override;
 
-  boost::asio::awaitable<DeliveryResult> deliver(Delivery delivery) override;
+  boost::asio::awaitable<DeliveryResult> deliver(Delivery delivery) override;  // await_delivery()
+  void deliver_async(Delivery delivery, boost::asio::any_io_executor executor,
+                     std::unique_ptr<DeliveryCompletion> done) override;
   boost::asio::awaitable<void> drain() override;
 
   // Reload, in two steps so that a caller can refuse a whole configuration when any part is unusable.

@@ -35,6 +35,7 @@
 #include <stdexcept>
 
 #include "daemon/model/log.hpp"
+#include "daemon/model/strand.hpp"
 
 namespace notifyd::http1 {
 namespace {
@@ -49,7 +50,7 @@ using Clock = std::chrono::steady_clock;
 
 // Socket operations complete with (error_code, ...) instead of throwing: network failures are values.
 constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
-using Strand = asio::strand<asio::any_io_executor>;
+using Strand = asio::any_io_executor;  // a strand (make_strand_executor)
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -141,7 +142,7 @@ std::string Http1Result::header(std::string_view name) const {
 
 struct Http1Pool::Impl {
   Impl(asio::any_io_executor executor, Http1Options options)
-      : options_(std::move(options)), strand_(asio::make_strand(executor)), log_(module_logger("http1")) {
+      : options_(std::move(options)), strand_(make_strand_executor(executor)), log_(module_logger("http1")) {
     parse_base_url();
     if (tls_) make_tls_context();
     if (options_.max_connections == 0) options_.max_connections = 1;

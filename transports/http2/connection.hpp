@@ -36,7 +36,7 @@ struct ConnectionOptions {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  using Strand = boost::asio::strand<boost::asio::any_io_executor>;
+  using Strand = boost::asio::any_io_executor;  // a strand (make_strand_executor)
   using Clock = std::chrono::steady_clock;
 
   // `on_event` is posted (coalesced) to the strand after anything that may change capacity or liveness:

@@ -14,6 +14,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "daemon/model/log.hpp"
+#include "daemon/model/strand.hpp"
 #include "transports/http2/connection.hpp"
 #include "transports/http2/tls_context.hpp"
 
@@ -143,7 +145,7 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
   using Strand = Connection::Strand;
 
   Impl(asio::any_io_executor executor, PoolOptions options)
-      : strand_(asio::make_strand(executor)),
+      : strand_(make_strand_executor(executor)),
         options_(std::move(options)),
         log_(module_logger("http2")),
         maintenance_timer_(strand_),
@@ -583,6 +585,14 @@ asio::awaitable<std::tuple<H2Result, H2Request>> Http2Pool::send_returning(H2Req
   };
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(H2Result, H2Request)>(
       std::move(initiate), asio::use_awaitable, impl_, std::move(request));
+}
+
+void Http2Pool::send_returning(H2Request request, asio::any_io_executor executor,
+                               std::unique_ptr<SendCompletion> done) {
+  auto handler = asio::bind_executor(std::move(executor), [done = std::move(done)](H2Result r, H2Request q) {
+    done->complete(std::move(r), std::move(q));
+  });
+  start_send<true>(std::move(handler), impl_, std::move(request));
 }
 
 asio::awaitable<void> Http2Pool::drain() {

@@ -57,6 +57,14 @@ struct PoolStats {
   }
 };
 
+// Where the callback form of Http2Pool::send_returning reports: complete() is called once, on the executor
+// given with it.
+class SendCompletion {
+ public:
+  virtual ~SendCompletion() = default;
+  virtual void complete(H2Result result, H2Request request) = 0;
+};
+
 class Http2Pool {
  public:
   Http2Pool(boost::asio::any_io_executor executor, PoolOptions options);
@@ -71,6 +79,9 @@ class Http2Pool {
   // provider-token refusal, or to a reload's new endpoint) without having kept a copy: moved back when no
   // stream holds it any more (the usual case), else copied.
   boost::asio::awaitable<std::tuple<H2Result, H2Request>> send_returning(H2Request request);
+  // The same without a coroutine: returns at once; `done` completes on `executor`, never inside this call.
+  void send_returning(H2Request request, boost::asio::any_io_executor executor,
+                      std::unique_ptr<SendCompletion> done);
   // Sends GOAWAY on every connection, waits (bounded by request_timeout) for open streams, then closes.
   boost::asio::awaitable<void> drain();
   PoolStats stats() const;

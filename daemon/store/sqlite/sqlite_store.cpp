@@ -14,6 +14,7 @@
 
 #include "daemon/model/log.hpp"
 #include "daemon/model/sid.hpp"
+#include "daemon/model/thread_name.hpp"
 #include "daemon/store/sqlite/delivery_page.hpp"
 #include "daemon/store/sqlite/migrations.hpp"
 #include "daemon/store/sqlite/sqlite_db.hpp"
@@ -346,8 +347,14 @@ SqliteStore::SqliteStore(SqliteOptions options) : impl_(std::make_unique<Impl>()
   int version = migrate(*impl_->writer_db);
   store_log()->info("sqlite store open at {} (schema version {})", impl_->options.path, version);
   impl_->writer_db->exec("PRAGMA wal_autocheckpoint=0");  // the checkpointer thread does it instead
-  impl_->writer = std::thread([impl = impl_.get()] { impl->writer_loop(); });
-  impl_->checkpointer = std::thread([impl = impl_.get()] { impl->checkpoint_loop(); });
+  impl_->writer = std::thread([impl = impl_.get()] {
+    set_thread_name("notifyd-writer");
+    impl->writer_loop();
+  });
+  impl_->checkpointer = std::thread([impl = impl_.get()] {
+    set_thread_name("notifyd-ckpt");
+    impl->checkpoint_loop();
+  });
 }
 
 SqliteStore::~SqliteStore() {
