@@ -54,7 +54,7 @@ boost::asio::awaitable<void> drain_transports(transport::TransportRegistry& tran
   *drained = true;
 }
 
-// The deliveries' part of a stop. The dispatcher stops claiming while the transports drain at once: sends
+// The deliveries' part of a stop. The dispatcher stops claiming first, then the transports drain: sends
 // still waiting for a stream come back unsent and stay pending in the store; streams on the wire finish
 // and their outcomes are written. Bounded by `deadline`: whatever is still on the wire then stays leased
 // and is sent again (same apns-id) after the next start.
@@ -63,6 +63,7 @@ boost::asio::awaitable<void> stop_deliveries(fanout::Dispatcher& dispatcher,
                                              fanout::CallbackSender& callbacks,
                                              std::chrono::steady_clock::time_point deadline) {
   auto executor = co_await boost::asio::this_coro::executor;
+  co_await dispatcher.begin_stop();
   auto drained = std::make_shared<std::atomic<bool>>(false);
   boost::asio::co_spawn(executor, drain_transports(transports, drained), [](std::exception_ptr e) {
     if (e) module_logger("main")->error("draining the transports failed");

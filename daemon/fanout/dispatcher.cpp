@@ -125,6 +125,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   // page could only be asked for once senders had made room for it, and one page of a quarter of that room
   // at a time, each a store round trip, paced the whole fan-out.
   std::deque<DeliveryRecord> ready;
+  // Claimed rows (retries, direct notifications) waiting for a sender: they go before `ready`, so that a
+  // long fan-out, which keeps every sender busy, does not hold back what falls due meanwhile. At most
+  // claim_batch of them.
+  std::deque<DeliveryRecord> due;
+  bool more_due = false;  // the last claim was a full batch: claim again as soon as `due` has room
   bool pumping = false;
   std::unordered_map<std::int64_t, std::shared_ptr<NotificationContext>> contexts;
   std::unordered_map<std::int64_t, NotificationProgress> progress;
@@ -290,11 +295,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     call->ready.cancel();
   }
 
-  // Deliveries the senders can still take beside those waiting in `ready` (claims from the store wait for
-  // the resolved ones to be sent).
-  std::size_t room() const {
-    std::size_t used = in_flight + ready.size();
-    return options.max_in_flight > used ? options.max_in_flight - used : 0;
+  // Rows the scheduler may claim now: `due` holds at most one claim batch. Not sized by the senders' free
+  // room, which a fan-out keeps at zero: claimed rows go first in pump().
+  std::size_t claim_room() const {
+    return options.claim_batch > due.size() ? options.claim_batch - due.size() : 0;
   }
 
   std::size_t page_size() const { return std::max<std::size_t>(1, options.resolve_page_size); }
@@ -312,15 +316,20 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     if (pumping) return;
     pumping = true;
     bool started = false;
-    while (!stopping && !ready.empty() && in_flight < options.max_in_flight) {
-      DeliveryRecord d = std::move(ready.front());
-      ready.pop_front();
+    while (!stopping && (!due.empty() || !ready.empty()) && in_flight < options.max_in_flight) {
+      auto& from = due.empty() ? ready : due;
+      DeliveryRecord d = std::move(from.front());
+      from.pop_front();
       ++in_flight;
       started = true;
       start_delivery(std::move(d));
     }
     pumping = false;
     if (started) set_in_flight_stat();
+    if (more_due && !schedule_woken && due.size() <= options.claim_batch / 4) {
+      schedule_woken = true;
+      schedule_timer.cancel();
+    }
     if (room_wanted && !room_woken && resolve_room() >= page_size()) {
       room_woken = true;
       room_timer.cancel();
@@ -341,9 +350,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   asio::awaitable<void> schedule_loop() {
     auto self = shared_from_this();
     while (!stopping) {
-      std::size_t capacity = room();
-      if (capacity > 0) {
-        std::size_t limit = std::min(capacity, options.claim_batch);
+      more_due = false;
+      if (std::size_t limit = claim_room(); limit > 0) {
         // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
         std::function<Result<std::vector<DeliveryRecord>>()> store_call_3 = [this, limit] {
           return deps.store.claim_due_deliveries(now_ms(), limit, options.lease.count());
@@ -352,12 +360,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         if (!claimed) {
           fanout_log()->error("claiming due deliveries failed: {}", claimed.error().message);
         } else {
-          for (auto& d : *claimed) {
-            ++in_flight;
-            start_delivery(std::move(d));
-          }
-          set_in_flight_stat();
-          if (claimed->size() == limit) continue;  // more may be due right now
+          for (auto& d : *claimed) due.push_back(std::move(d));
+          pump();
+          more_due = claimed->size() == limit;  // more may be due right now
+          if (more_due && claim_room() > options.claim_batch / 4) continue;
         }
       }
       co_await sleep(schedule_timer, schedule_woken, options.idle_poll);
@@ -437,6 +443,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       p.sid = record->sid;
       p.service_sid = record->service_sid;
       bump([](DispatcherStats& s) { ++s.accepted; });
+    } else if (auto it = progress.find(seq); it != progress.end() && it->second.sid.empty()) {
+      // Counted at start() from the outbox alone: its log lines need the ids.
+      it->second.sid = record->sid;
+      it->second.service_sid = record->service_sid;
     }
     co_return ctx;
   }
@@ -520,14 +530,19 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   // The cache-miss path of start_delivery: one store lookup per key at a time (lead_lookup).
   asio::awaitable<void> look_up_and_send(DeliveryRecord d) {
     auto self = shared_from_this();
-    auto ctx = co_await context_for(d.notification_seq);
-    std::shared_ptr<const CredentialRecord> credential;
-    if (ctx && ctx->service && needs_credential(d.binding_type)) {
-      if (auto sid = credential_sid_for(d, *ctx->service)) {
-        credential = co_await credential_for(ctx->record.account_sid, *sid);
+    try {
+      auto ctx = co_await context_for(d.notification_seq);
+      std::shared_ptr<const CredentialRecord> credential;
+      if (ctx && ctx->service && needs_credential(d.binding_type)) {
+        if (auto sid = credential_sid_for(d, *ctx->service)) {
+          credential = co_await credential_for(ctx->record.account_sid, *sid);
+        }
       }
+      send(std::move(d), std::move(ctx), std::move(credential));
+    } catch (const std::exception& e) {  // as in start_delivery: the slot comes back, the row at a restart
+      fanout_log()->error("starting a delivery failed (it is sent again after a restart): {}", e.what());
+      done_in_flight();
     }
-    send(std::move(d), std::move(ctx), std::move(credential));
   }
 
   // What a delivery in the transport's hands carries back to on_result.
@@ -631,11 +646,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     delivery.sms_status_callback = built.delivery.sms_status_callback;
     delivery.sms_max_price = built.delivery.sms_max_price;
 
-    ++per_credential;
     auto& transport = deps.transport_for(d.binding_type);
     auto sent = std::make_unique<Sent>(shared_from_this(), std::move(d), std::move(ctx),
                                        std::move(credential), std::move(pace_key));
     transport.deliver_async(std::move(delivery), strand, std::move(sent));
+    // Only once the transport has it (a throw before leaves the count as it was): its completion, which
+    // takes it back, never runs inside deliver_async.
+    ++per_credential;
   }
 
   // The transport's answer, on the strand. Never throws (it runs inside the transport's completion).
@@ -662,7 +679,21 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   asio::awaitable<void> remove_then_finish(DeliveryRecord d, std::shared_ptr<NotificationContext> ctx,
                                            transport::DeliveryResult result) {
     auto self = shared_from_this();
-    const auto& n = ctx->record;
+    try {
+      co_await remove_binding(d, *ctx, result);
+      d.attempts += 1;
+      finish(d, ctx.get(), DeliveryState::failed, result.reason, result.provider_status);
+    } catch (const std::exception& e) {
+      fanout_log()->error("recording a delivery outcome failed (it is sent again after a restart): {}",
+                          e.what());
+    }
+    done_in_flight();
+  }
+
+  // Removes the binding an invalid-address answer names, unless it registered again since.
+  asio::awaitable<void> remove_binding(const DeliveryRecord& d, const NotificationContext& ctx,
+                                       const transport::DeliveryResult& result) {
+    const auto& n = ctx.record;
     if (d.binding_sid) {
       std::optional<Seconds> since;
       if (result.invalid_since) since = *result.invalid_since / 1000;  // APNs gives milliseconds
@@ -681,11 +712,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       } else if (removed) {
         fanout_log()->info("[{}][{}][{}] binding kept: it registered again after the provider's {}",
                            n.service_sid, n.sid, *d.binding_sid, result.reason);
+      } else {  // the delivery still fails; the next notification to this binding tries the removal again
+        fanout_log()->error("[{}][{}][{}] removing the binding (provider says {}) failed: {}", n.service_sid,
+                            n.sid, *d.binding_sid, result.reason, removed.error().message);
       }
     }
-    d.attempts += 1;
-    finish(d, ctx.get(), DeliveryState::failed, result.reason, result.provider_status);
-    done_in_flight();
   }
 
   // Every outcome but invalid_address (remove_then_finish).
@@ -743,10 +774,6 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     --in_flight;
     set_in_flight_stat();
     pump();
-    if (in_flight + options.claim_batch / 4 <= options.max_in_flight && !schedule_woken) {
-      schedule_woken = true;
-      schedule_timer.cancel();
-    }
   }
 
   void retry_or_expire(DeliveryRecord& d, NotificationContext* ctx, int attempts, std::int64_t at,
@@ -897,6 +924,29 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     for (auto seq : finals) maybe_finished(seq);
   }
 
+  // ---- stop (on the strand)
+
+  static asio::awaitable<void> begin_stop(std::shared_ptr<Impl> impl) {
+    impl->stopping = true;
+    impl->wake_all();
+    co_return;
+  }
+
+  static asio::awaitable<void> stop(std::shared_ptr<Impl> impl, std::chrono::milliseconds timeout) {
+    co_await begin_stop(impl);
+    asio::steady_timer timer(impl->strand);
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while ((impl->in_flight > 0 || impl->loops_running > 0) && std::chrono::steady_clock::now() < deadline) {
+      impl->flush_timer.cancel();
+      timer.expires_after(std::chrono::milliseconds(10));
+      boost::system::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (!impl->pending_outcomes.empty()) co_await impl->flush();
+    fanout_log()->info("dispatcher stopped ({} deliveries still in flight are leased and will be retried)",
+                       impl->in_flight);
+  }
+
   template <class F>
   void bump(F f) {
     std::lock_guard lk(stats_mu);
@@ -954,22 +1004,14 @@ void Dispatcher::wake() {
   asio::post(impl->strand, [impl] { impl->wake_all(); });
 }
 
+// Both run on the strand, as all of Impl's state is strand-only: a coroutine resumes on the executor it was
+// spawned on, so co_spawn on the strand rather than a post to it from the caller's coroutine.
+asio::awaitable<void> Dispatcher::begin_stop() {
+  co_await asio::co_spawn(impl_->strand, Impl::begin_stop(impl_), asio::use_awaitable);
+}
+
 asio::awaitable<void> Dispatcher::stop(std::chrono::milliseconds timeout) {
-  auto impl = impl_;
-  co_await asio::post(impl->strand, asio::use_awaitable);
-  impl->stopping = true;
-  impl->wake_all();
-  asio::steady_timer timer(impl->strand);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while ((impl->in_flight > 0 || impl->loops_running > 0) && std::chrono::steady_clock::now() < deadline) {
-    impl->flush_timer.cancel();
-    timer.expires_after(std::chrono::milliseconds(10));
-    boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-  if (!impl->pending_outcomes.empty()) co_await impl->flush();
-  fanout_log()->info("dispatcher stopped ({} deliveries still in flight are leased and will be retried)",
-                     impl->in_flight);
+  co_await asio::co_spawn(impl_->strand, Impl::stop(impl_, timeout), asio::use_awaitable);
 }
 
 DispatcherStats Dispatcher::stats() const {

@@ -58,9 +58,9 @@ struct DispatcherStats {
   std::uint64_t retried = 0;
   std::uint64_t bindings_removed = 0;
   std::uint64_t in_flight = 0;
-  std::int64_t queue_depth = 0;  // pending deliveries in the store, as last counted
+  std::int64_t queue_depth = 0;                           // pending deliveries in the store, as last counted
   std::map<std::string, std::uint64_t> failed_by_reason;  // key: failure_reason_key(), at most 64 + "other"
-  std::map<std::string, ChannelStats> by_channel;  // binding type -> its counts
+  std::map<std::string, ChannelStats> by_channel;         // binding type -> its counts
 };
 
 struct DispatcherDeps {
@@ -82,8 +82,11 @@ class Dispatcher {
   void start();
   // Something new is in the outbox: look now rather than at the next poll. Thread-safe.
   void wake();
-  // Stops claiming, waits (bounded) for deliveries in flight, writes every outcome. Pending work stays in
-  // the store for the next start.
+  // Stops claiming and starting deliveries; what is in flight goes on. Before the transports drain: an answer
+  // a draining transport gives an unsent delivery must find the dispatcher stopping (not an attempt).
+  boost::asio::awaitable<void> begin_stop();
+  // begin_stop, then waits (bounded) for deliveries in flight and writes every outcome. Pending work stays
+  // in the store for the next start.
   boost::asio::awaitable<void> stop(std::chrono::milliseconds timeout);
   DispatcherStats stats() const;
 

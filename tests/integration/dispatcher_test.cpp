@@ -56,6 +56,27 @@ class ScriptedTransport final : public transport::Transport {
   }
   boost::asio::awaitable<void> drain() override { co_return; }
 
+  // A transport bug: throws before taking the delivery, once for each address in throw_once().
+  void deliver_async(transport::Delivery d, boost::asio::any_io_executor executor,
+                     std::unique_ptr<transport::DeliveryCompletion> done) override {
+    {
+      std::lock_guard lk(mu_);
+      if (throw_once_.erase(d.address)) {
+        ++throws_;
+        throw std::runtime_error("scripted transport bug");
+      }
+    }
+    transport::Transport::deliver_async(std::move(d), std::move(executor), std::move(done));
+  }
+  void throw_once(const std::string& address) {
+    std::lock_guard lk(mu_);
+    throw_once_.insert(address);
+  }
+  int throws() const {
+    std::lock_guard lk(mu_);
+    return throws_;
+  }
+
   void script(const std::string& address, std::vector<transport::DeliveryResult> results) {
     std::lock_guard lk(mu_);
     scripts_[address] = std::move(results);
@@ -79,6 +100,8 @@ class ScriptedTransport final : public transport::Transport {
   transport::DeliveryResult default_{Outcome::delivered, 200, "", std::nullopt, std::nullopt};
   std::chrono::milliseconds delay_{0};
   std::vector<Attempt> attempts_;
+  std::set<std::string> throw_once_;
+  int throws_ = 0;
 };
 
 transport::DeliveryResult result(Outcome o, int status = 0, std::string reason = "",
@@ -227,6 +250,56 @@ TEST_F(DispatcherTest, RetriesWithBackoffKeepingTheApnsIdThenDelivers) {
   EXPECT_GE(attempts[1].at - attempts[0].at, std::chrono::milliseconds(40));  // ~50 ms with jitter
   EXPECT_GE(attempts[2].at - attempts[1].at, std::chrono::milliseconds(80));  // ~100 ms: it doubles
   EXPECT_EQ(dispatcher_->stats().retried, 2u);
+}
+
+// A long fan-out keeps every sender busy; a retry that falls due meanwhile still goes out on time (claimed
+// rows go before the fan-out's resolved pages), not after the last page.
+TEST_F(DispatcherTest, ARetryIsNotHeldBackByAFanOutInProgress) {
+  auto alice = add_binding("alice", {"t"});
+  for (int i = 0; i < 2000; ++i) add_binding("user" + std::to_string(i), {"news"});
+  transport_.script(alice.address, {result(Outcome::retry_later, 503, "ServiceUnavailable")});
+  transport_.set_delay(std::chrono::milliseconds(10));
+  DispatcherOptions o = fast_options();
+  o.max_in_flight = 10;  // about 1,000 deliveries a second: the fan-out takes about 2 s
+  start_dispatcher(o);
+  notify(to_tag("t"));
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (transport_.attempts().empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(transport_.attempts().size(), 1u);
+  notify(to_tag("news"));
+  ASSERT_TRUE(wait_for([](const DispatcherStats& s) { return s.delivered == 2001; }));
+  auto attempts = transport_.attempts();
+  ASSERT_EQ(attempts.size(), 2002u);
+  std::size_t retry = 1;
+  while (retry < attempts.size() && attempts[retry].address != alice.address) ++retry;
+  ASSERT_LT(retry, attempts.size());
+  // Due about 50 ms after the first attempt (backoff), claimed within an idle poll of 20 ms.
+  EXPECT_LT(attempts[retry].at - attempts[0].at, std::chrono::milliseconds(1000));
+  EXPECT_LT(retry, 1200u) << "the retry waited for most of the fan-out";
+}
+
+// A delivery the transport throws on (a bug) gives its slots back, the credential's included: the
+// credential's later deliveries still go out (before, its per-credential count stayed taken for good).
+TEST_F(DispatcherTest, ATransportThatThrowsDoesNotHoldTheCredentialsSlot) {
+  auto alice = add_binding("alice", {"t"});
+  auto bob = add_binding("bob", {"b"});
+  transport_.throw_once(alice.address);
+  DispatcherOptions o = fast_options();
+  o.max_in_flight_per_credential = 1;
+  start_dispatcher(o);
+  notify(to_tag("t"));
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (transport_.throws() == 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(transport_.throws(), 1);
+  notify(to_tag("b"));
+  ASSERT_TRUE(wait_for([](const DispatcherStats& s) { return s.delivered == 1; }, std::chrono::seconds(5)));
+  auto attempts = transport_.attempts();
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].binding_sid, bob.sid);
 }
 
 TEST_F(DispatcherTest, TtlZeroMeansOneAttempt) {

@@ -126,6 +126,19 @@ TEST(ApnsAnswer, UnregisteredAndBadTokensAreInvalidAddresses) {
             Outcome::invalid_address);
 }
 
+// A timestamp APNs would never send (a fraction, beyond int64) is ignored, not thrown: interpret() runs
+// inside a transport completion.
+TEST(ApnsAnswer, AnUnreadableTimestampIsIgnored) {
+  for (auto body :
+       {R"({"reason":"Unregistered","timestamp":1.5})", R"({"reason":"Unregistered","timestamp":1e30})",
+        R"({"reason":"Unregistered","timestamp":18446744073709551615})"}) {
+    DeliveryResult gone;
+    ASSERT_NO_THROW(gone = interpret(answer(410, body)).result) << body;
+    EXPECT_EQ(gone.outcome, Outcome::invalid_address) << body;
+    EXPECT_FALSE(gone.invalid_since) << body;
+  }
+}
+
 TEST(ApnsAnswer, ProviderTokenRejectionsAskForAFreshToken) {
   for (auto reason : {"ExpiredProviderToken", "InvalidProviderToken"}) {
     auto i = interpret(answer(403, std::string(R"({"reason":")") + reason + R"("})"));

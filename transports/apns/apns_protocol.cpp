@@ -72,7 +72,13 @@ Interpretation interpret(const http2::H2Result& answer) {
     if (!ec && v.is_object()) {
       const auto& o = v.as_object();
       if (auto* r = o.if_contains("reason"); r && r->is_string()) reason = std::string(r->as_string());
-      if (auto* t = o.if_contains("timestamp"); t && t->is_number()) timestamp = t->to_number<std::int64_t>();
+      if (auto* t = o.if_contains("timestamp"); t && t->is_number()) {
+        // Not the throwing to_number: a fraction or an out-of-range value from a proxy is no timestamp,
+        // and this runs inside a transport completion, where a throw would end the process.
+        boost::system::error_code number_ec;
+        auto ms = t->to_number<std::int64_t>(number_ec);
+        if (!number_ec) timestamp = ms;
+      }
     }
   }
   res.reason = reason;

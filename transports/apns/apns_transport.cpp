@@ -266,7 +266,18 @@ struct ApnsTransport::Impl::Send final : http2::SendCompletion {
         done(std::move(d)) {}
   Send(Send&&) = default;
 
-  void complete(http2::H2Result answer, http2::H2Request request) override;
+  // Never throws: it runs inside the pool's completion. A bug's exception answers retry_later, as the
+  // default deliver_async does, unless the exchange already went on in a fresh Send (`done` moved).
+  void complete(http2::H2Result answer, http2::H2Request request) override {
+    try {
+      on_answer(std::move(answer), std::move(request));
+    } catch (const std::exception& e) {
+      if (done)
+        done->complete(
+            failure(DeliveryResult::Outcome::retry_later, std::string("internal error: ") + e.what()));
+    }
+  }
+  void on_answer(http2::H2Result answer, http2::H2Request request);
 
   // Sends again, with the route's current shared headers (provider token).
   void resend(http2::H2Request request) {
@@ -363,7 +374,7 @@ ApnsTransport::ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions 
 
 ApnsTransport::~ApnsTransport() = default;
 
-void ApnsTransport::Impl::Send::complete(http2::H2Result answer, http2::H2Request request) {
+void ApnsTransport::Impl::Send::on_answer(http2::H2Result answer, http2::H2Request request) {
   using Outcome = DeliveryResult::Outcome;
   if (answer.failure == http2::H2Failure::shutting_down && reroutes < kMaxReroutes && !impl->is_draining()) {
     ++reroutes;
