@@ -135,6 +135,7 @@ struct FakeH2Server::State {
     {
       std::lock_guard lock(mu);
       ++request_count;
+      last_request_at = Clock::now();
       if (options.log_capacity > 0) {
         if (log.size() >= options.log_capacity) log.pop_front();
         log.push_back(request);
@@ -181,6 +182,7 @@ struct FakeH2Server::State {
   std::condition_variable cv;
   std::deque<FakeRequest> log;
   std::uint64_t request_count = 0;
+  Clock::time_point last_request_at{};
   std::shared_ptr<const Handler> handler;
   std::chrono::milliseconds delay{0};
   std::uint64_t goaway_countdown = 0;
@@ -820,6 +822,11 @@ std::optional<FakeRequest> FakeH2Server::last_request() const {
   std::lock_guard lock(state_->mu);
   if (state_->log.empty()) return std::nullopt;
   return state_->log.back();
+}
+
+std::chrono::steady_clock::time_point FakeH2Server::last_request_at() const {
+  std::lock_guard lock(state_->mu);
+  return state_->last_request_at;
 }
 
 void FakeH2Server::clear_log() {

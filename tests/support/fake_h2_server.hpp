@@ -121,6 +121,9 @@ class FakeH2Server {
 
   // ---- observation ----
   std::uint64_t request_count() const;  // completed requests received (logged), since start or clear_log()
+  // When the latest of them was counted (a benchmark polls request_count() instead of waiting in
+  // wait_until(), whose waiter every request wakes, and takes its end time from here).
+  std::chrono::steady_clock::time_point last_request_at() const;
   std::vector<FakeRequest> requests() const;                    // the retained log, oldest first
   std::vector<FakeRequest> last_requests(std::size_t n) const;  // up to n, oldest first
   std::optional<FakeRequest> last_request() const;
