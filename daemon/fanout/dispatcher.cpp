@@ -127,9 +127,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   std::deque<DeliveryRecord> ready;
   // Claimed rows (retries, direct notifications) waiting for a sender: they go before `ready`, so that a
   // long fan-out, which keeps every sender busy, does not hold back what falls due meanwhile. At most
-  // claim_batch of them.
-  std::deque<DeliveryRecord> due;
-  bool more_due = false;  // the last claim was a full batch: claim again as soon as `due` has room
+  // claim_cap() of them; one that waited half its lease is not sent (the lease brings it back).
+  struct DueRow {
+    DeliveryRecord record;
+    std::int64_t claimed_ms = 0;
+  };
+  std::deque<DueRow> due;
+  bool more_due = false;  // the last claim was a full batch, or `due` is full: claim again when it runs low
   bool pumping = false;
   std::unordered_map<std::int64_t, std::shared_ptr<NotificationContext>> contexts;
   std::unordered_map<std::int64_t, NotificationProgress> progress;
@@ -295,11 +299,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     call->ready.cancel();
   }
 
-  // Rows the scheduler may claim now: `due` holds at most one claim batch. Not sized by the senders' free
-  // room, which a fan-out keeps at zero: claimed rows go first in pump().
-  std::size_t claim_room() const {
-    return options.claim_batch > due.size() ? options.claim_batch - due.size() : 0;
+  // Rows the scheduler may claim now. Not sized by the senders' free room, which a fan-out keeps at zero:
+  // claimed rows go first in pump(), and `due` holds no more than the senders can take at once, so a row
+  // waits there about one exchange, well within its lease.
+  std::size_t claim_cap() const {
+    return std::max<std::size_t>(1, std::min(options.claim_batch, options.max_in_flight));
   }
+  std::size_t claim_room() const { return claim_cap() > due.size() ? claim_cap() - due.size() : 0; }
 
   std::size_t page_size() const { return std::max<std::size_t>(1, options.resolve_page_size); }
 
@@ -316,17 +322,33 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     if (pumping) return;
     pumping = true;
     bool started = false;
+    std::size_t stale = 0;
     while (!stopping && (!due.empty() || !ready.empty()) && in_flight < options.max_in_flight) {
-      auto& from = due.empty() ? ready : due;
-      DeliveryRecord d = std::move(from.front());
-      from.pop_front();
-      ++in_flight;
+      if (!due.empty()) {
+        DueRow row = std::move(due.front());
+        due.pop_front();
+        // Sent now, it could meet its own second claim once the lease runs out: leave it to that claim.
+        if (now_ms() - row.claimed_ms > options.lease.count() / 2) {
+          ++stale;
+          continue;
+        }
+        ++in_flight;
+        start_delivery(std::move(row.record));
+      } else {
+        DeliveryRecord d = std::move(ready.front());
+        ready.pop_front();
+        ++in_flight;
+        start_delivery(std::move(d));
+      }
       started = true;
-      start_delivery(std::move(d));
     }
     pumping = false;
     if (started) set_in_flight_stat();
-    if (more_due && !schedule_woken && due.size() <= options.claim_batch / 4) {
+    if (stale) {
+      fanout_log()->warn("{} claimed deliveries waited over half their lease for a sender: sent when it ends",
+                         stale);
+    }
+    if (more_due && !schedule_woken && due.size() <= claim_cap() / 4) {
       schedule_woken = true;
       schedule_timer.cancel();
     }
@@ -350,8 +372,9 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   asio::awaitable<void> schedule_loop() {
     auto self = shared_from_this();
     while (!stopping) {
-      more_due = false;
-      if (std::size_t limit = claim_room(); limit > 0) {
+      if (std::size_t limit = claim_room(); limit == 0) {
+        more_due = true;  // `due` is full: pump() wakes this loop when it runs low
+      } else {
         // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
         std::function<Result<std::vector<DeliveryRecord>>()> store_call_3 = [this, limit] {
           return deps.store.claim_due_deliveries(now_ms(), limit, options.lease.count());
@@ -359,11 +382,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         auto claimed = co_await on_store<Result<std::vector<DeliveryRecord>>>(store_call_3);
         if (!claimed) {
           fanout_log()->error("claiming due deliveries failed: {}", claimed.error().message);
+          more_due = false;  // tried again at the next poll
         } else {
-          for (auto& d : *claimed) due.push_back(std::move(d));
+          const std::int64_t claimed_ms = now_ms();
+          for (auto& d : *claimed) due.push_back({std::move(d), claimed_ms});
           pump();
           more_due = claimed->size() == limit;  // more may be due right now
-          if (more_due && claim_room() > options.claim_batch / 4) continue;
+          if (more_due && claim_room() > claim_cap() / 4) continue;
         }
       }
       co_await sleep(schedule_timer, schedule_woken, options.idle_poll);
@@ -943,8 +968,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     if (!impl->pending_outcomes.empty()) co_await impl->flush();
-    fanout_log()->info("dispatcher stopped ({} deliveries still in flight are leased and will be retried)",
-                       impl->in_flight);
+    fanout_log()->info(
+        "dispatcher stopped ({} deliveries still in flight and {} claimed but not started stay leased, {} "
+        "resolved but not started stay in their pages: all are sent after the next start)",
+        impl->in_flight, impl->due.size(), impl->ready.size());
   }
 
   template <class F>

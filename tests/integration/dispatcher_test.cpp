@@ -267,7 +267,7 @@ TEST_F(DispatcherTest, ARetryIsNotHeldBackByAFanOutInProgress) {
   while (transport_.attempts().empty() && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  ASSERT_EQ(transport_.attempts().size(), 1u);
+  ASSERT_GE(transport_.attempts().size(), 1u);  // the retry may already be out on a slow machine
   notify(to_tag("news"));
   ASSERT_TRUE(wait_for([](const DispatcherStats& s) { return s.delivered == 2001; }));
   auto attempts = transport_.attempts();

@@ -273,18 +273,20 @@ struct ApnsTransport::Impl::Send final : http2::SendCompletion {
       on_answer(std::move(answer), std::move(request));
     } catch (const std::exception& e) {
       if (done)
-        done->complete(
+        finish_with(
             failure(DeliveryResult::Outcome::retry_later, std::string("internal error: ") + e.what()));
     }
   }
   void on_answer(http2::H2Result answer, http2::H2Request request);
+  // The delivery's one completion: `done` is let go first, so that nothing can complete it twice.
+  void finish_with(DeliveryResult result) { std::exchange(done, nullptr)->complete(std::move(result)); }
 
   // Sends again, with the route's current shared headers (provider token).
   void resend(http2::H2Request request) {
     auto headers = route.credential->headers_now(bearer);
     if (!headers) {
-      return done->complete(failure(DeliveryResult::Outcome::credential_rejected,
-                                    "provider token: " + headers.error().message));
+      return finish_with(failure(DeliveryResult::Outcome::credential_rejected,
+                                 "provider token: " + headers.error().message));
     }
     request.shared_headers = std::move(*headers);
     send(std::move(request));
@@ -380,7 +382,7 @@ void ApnsTransport::Impl::Send::on_answer(http2::H2Result answer, http2::H2Reque
     ++reroutes;
     std::string why;
     auto next = impl->route_for(*credential, why);
-    if (!next) return done->complete(failure(Outcome::credential_rejected, why));
+    if (!next) return finish_with(failure(Outcome::credential_rejected, why));
     route = std::move(*next);
     return resend(std::move(request));
   }
@@ -399,7 +401,7 @@ void ApnsTransport::Impl::Send::on_answer(http2::H2Result answer, http2::H2Reque
                       truncate_token(std::string_view(request.path).substr(kPathPrefix)),
                       seen.result.reason.empty() ? answer.detail : seen.result.reason);
   }
-  done->complete(std::move(seen.result));
+  finish_with(std::move(seen.result));
 }
 
 boost::asio::awaitable<DeliveryResult> ApnsTransport::deliver(Delivery d) {
