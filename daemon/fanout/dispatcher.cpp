@@ -503,11 +503,14 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     co_return c;
   }
 
-  std::optional<std::string> service_credential_sid(const ServiceRecord& s, std::string_view type) {
+  // References, not copies: asked for on every delivery.
+  static const std::optional<std::string>& service_credential_sid(const ServiceRecord& s,
+                                                                  std::string_view type) {
+    static const std::optional<std::string> none;
     if (type == "apn") return s.apn_credential_sid;
     if (type == "fcm") return s.fcm_credential_sid ? s.fcm_credential_sid : s.gcm_credential_sid;
     if (type == "gcm") return s.gcm_credential_sid ? s.gcm_credential_sid : s.fcm_credential_sid;
-    return std::nullopt;
+    return none;
   }
 
   std::chrono::milliseconds backoff(int attempts) {
@@ -522,7 +525,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     return type == "apn" || type == "fcm" || type == "gcm";
   }
 
-  std::optional<std::string> credential_sid_for(const DeliveryRecord& d, const ServiceRecord& service) {
+  static const std::optional<std::string>& credential_sid_for(const DeliveryRecord& d,
+                                                              const ServiceRecord& service) {
     return d.credential_sid ? d.credential_sid : service_credential_sid(service, d.binding_type);
   }
 
@@ -537,7 +541,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       std::shared_ptr<NotificationContext> ctx = it->second;
       std::shared_ptr<const CredentialRecord> credential;
       if (ctx->service && needs_credential(d.binding_type)) {
-        if (auto sid = credential_sid_for(d, *ctx->service)) {
+        if (const auto& sid = credential_sid_for(d, *ctx->service)) {
           auto cached = credentials.find(*sid);
           if (cached == credentials.end() || now_ms() - cached->second.fetched_ms >= kCredentialCacheMs) {
             return spawn(look_up_and_send(std::move(d)), "delivery lookup");
@@ -547,9 +551,14 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
       send(std::move(d), std::move(ctx), std::move(credential));
     } catch (const std::exception& e) {
-      fanout_log()->error("starting a delivery failed (it is sent again after a restart): {}", e.what());
+      log_unsettled("starting a delivery", e);
       done_in_flight();
     }
+  }
+
+  // A bug's exception: the delivery stays leased or unsettled in the store, so the next start sends it.
+  static void log_unsettled(const char* what, const std::exception& e) {
+    fanout_log()->error("{} failed (it is sent again after a restart): {}", what, e.what());
   }
 
   // The cache-miss path of start_delivery: one store lookup per key at a time (lead_lookup).
@@ -559,13 +568,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       auto ctx = co_await context_for(d.notification_seq);
       std::shared_ptr<const CredentialRecord> credential;
       if (ctx && ctx->service && needs_credential(d.binding_type)) {
-        if (auto sid = credential_sid_for(d, *ctx->service)) {
+        if (const auto& sid = credential_sid_for(d, *ctx->service)) {
           credential = co_await credential_for(ctx->record.account_sid, *sid);
         }
       }
       send(std::move(d), std::move(ctx), std::move(credential));
     } catch (const std::exception& e) {  // as in start_delivery: the slot comes back, the row at a restart
-      fanout_log()->error("starting a delivery failed (it is sent again after a restart): {}", e.what());
+      log_unsettled("starting a delivery", e);
       done_in_flight();
     }
   }
@@ -612,13 +621,12 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
 
     std::string pace_key = d.binding_type;
     if (needs_credential(d.binding_type)) {
-      auto sid = credential_sid_for(d, *ctx->service);
-      if (!sid) {
-        finish(d, ctx.get(), DeliveryState::failed, "no " + d.binding_type + " credential on the service", 0);
-        return done_in_flight();
-      }
-      if (!credential) {
-        finish(d, ctx.get(), DeliveryState::failed, "credential " + *sid + " not found", 0);
+      if (!credential) {  // the caller looked it up by credential_sid_for()
+        const auto& sid = credential_sid_for(d, *ctx->service);
+        finish(
+            d, ctx.get(), DeliveryState::failed,
+            sid ? "credential " + *sid + " not found" : "no " + d.binding_type + " credential on the service",
+            0);
         return done_in_flight();
       }
       pace_key = credential->sid;
@@ -695,8 +703,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
       settle(d, ctx.get(), credential.get(), pace_key, result);
     } catch (const std::exception& e) {
-      fanout_log()->error("recording a delivery outcome failed (it is sent again after a restart): {}",
-                          e.what());
+      log_unsettled("recording a delivery outcome", e);
     }
     done_in_flight();
   }
@@ -709,8 +716,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       d.attempts += 1;
       finish(d, ctx.get(), DeliveryState::failed, result.reason, result.provider_status);
     } catch (const std::exception& e) {
-      fanout_log()->error("recording a delivery outcome failed (it is sent again after a restart): {}",
-                          e.what());
+      log_unsettled("recording a delivery outcome", e);
     }
     done_in_flight();
   }
