@@ -1,4 +1,5 @@
-// bench_fanout: end-to-end fan-out of the real notifyd binary against h2load, in one run. See bench/README.md.
+// bench_fanout: end-to-end fan-out of the real notifyd binary against h2load, in one run. See
+// bench/README.md.
 //
 // This process hosts the fake APNs (FakeH2Server: TLS, ALPN h2, SETTINGS_MAX_CONCURRENT_STREAMS 1000 as APNs,
 // no request log) and drives `notifyd --config FILE` as a child process:
@@ -20,7 +21,9 @@
 //  3. `all`. ALL_N-1 bindings are inserted into B the same way; notifyd is started again; POST
 //     /v1/Services/B/Notifications Tag=all&Body=hi; the daemon's VmHWM when the fake has answered ALL_N
 //     (or at the time limit: then the run says how far it got).
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sqlite3.h>
@@ -28,8 +31,6 @@
 #include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -85,11 +86,12 @@ struct Args {
 };
 
 [[noreturn]] void usage() {
-  std::fprintf(stderr,
-               "usage: bench_fanout [--n N (100000)] [--all-n N (1000000)] [--skip-all] [--skip-h2load]\n"
-               "       [--h2load-c C (daemon's connections)] [--h2load-m M (1000)] [--fake-threads F (1)]\n"
-               "       [--daemon-threads T (daemon default)] [--timeout-s S (600)] [--all-timeout-s S (1800)]\n"
-               "       [--notifyd PATH] [--h2load PATH] [--dir DIR] [--keep] [--progress]\n");
+  std::fprintf(
+      stderr,
+      "usage: bench_fanout [--n N (100000)] [--all-n N (1000000)] [--skip-all] [--skip-h2load]\n"
+      "       [--h2load-c C (daemon's connections)] [--h2load-m M (1000)] [--fake-threads F (1)]\n"
+      "       [--daemon-threads T (daemon default)] [--timeout-s S (600)] [--all-timeout-s S (1800)]\n"
+      "       [--notifyd PATH] [--h2load PATH] [--dir DIR] [--keep] [--progress]\n");
   std::exit(2);
 }
 
@@ -101,22 +103,38 @@ Args parse(int argc, char** argv) {
       if (i + 1 >= argc) usage();
       return argv[++i];
     };
-    if (f == "--n") a.n = std::stoull(next());
-    else if (f == "--all-n") a.all_n = std::stoull(next());
-    else if (f == "--skip-all") a.skip_all = true;
-    else if (f == "--skip-h2load") a.skip_h2load = true;
-    else if (f == "--h2load-c") a.h2load_c = std::stoul(next());
-    else if (f == "--h2load-m") a.h2load_m = std::stoul(next());
-    else if (f == "--fake-threads") a.fake_threads = std::stoul(next());
-    else if (f == "--daemon-threads") a.daemon_threads = static_cast<unsigned>(std::stoul(next()));
-    else if (f == "--timeout-s") a.timeout_s = std::stoi(next());
-    else if (f == "--all-timeout-s") a.all_timeout_s = std::stoi(next());
-    else if (f == "--notifyd") a.notifyd = next();
-    else if (f == "--h2load") a.h2load = next();
-    else if (f == "--dir") a.dir = next();
-    else if (f == "--keep") a.keep = true;
-    else if (f == "--progress") a.progress = true;
-    else usage();
+    if (f == "--n")
+      a.n = std::stoull(next());
+    else if (f == "--all-n")
+      a.all_n = std::stoull(next());
+    else if (f == "--skip-all")
+      a.skip_all = true;
+    else if (f == "--skip-h2load")
+      a.skip_h2load = true;
+    else if (f == "--h2load-c")
+      a.h2load_c = std::stoul(next());
+    else if (f == "--h2load-m")
+      a.h2load_m = std::stoul(next());
+    else if (f == "--fake-threads")
+      a.fake_threads = std::stoul(next());
+    else if (f == "--daemon-threads")
+      a.daemon_threads = static_cast<unsigned>(std::stoul(next()));
+    else if (f == "--timeout-s")
+      a.timeout_s = std::stoi(next());
+    else if (f == "--all-timeout-s")
+      a.all_timeout_s = std::stoi(next());
+    else if (f == "--notifyd")
+      a.notifyd = next();
+    else if (f == "--h2load")
+      a.h2load = next();
+    else if (f == "--dir")
+      a.dir = next();
+    else if (f == "--keep")
+      a.keep = true;
+    else if (f == "--progress")
+      a.progress = true;
+    else
+      usage();
   }
   if (a.n < 1 || a.all_n < 1) usage();
   return a;
@@ -135,11 +153,16 @@ std::string fs_name(const fs::path& p) {
   struct statfs s {};
   if (statfs(p.c_str(), &s) != 0) return "?";
   switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53: return "ext4";
-    case 0x01021994: return "tmpfs (fsync is free: durable figures mean little)";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x794C7630: return "overlayfs";
+    case 0xEF53:
+      return "ext4";
+    case 0x01021994:
+      return "tmpfs (fsync is free: durable figures mean little)";
+    case 0x58465342:
+      return "xfs";
+    case 0x9123683E:
+      return "btrfs";
+    case 0x794C7630:
+      return "overlayfs";
     default: {
       char buf[32];
       std::snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(s.f_type));
@@ -244,9 +267,7 @@ class Daemon {
   }
 
   void start() {
-    {
-      std::ofstream(log_, std::ios::app) << "==== bench_fanout: starting notifyd\n";
-    }
+    { std::ofstream(log_, std::ios::app) << "==== bench_fanout: starting notifyd\n"; }
     pid_ = spawn({args_.notifyd, "--config", config_.string()}, log_.string());
     auto deadline = Clock::now() + std::chrono::seconds(60);
     while (Clock::now() < deadline) {
@@ -342,10 +363,11 @@ double insert_bindings(const fs::path& db_path, const std::string& service_sid, 
   auto t0 = Clock::now();
   Sqlite s(db_path);
   sqlite3_stmt* tpl = nullptr;
-  check(sqlite3_prepare_v2(s.db,
-                           "SELECT account_sid, credential_sid, binding_type, tags, notification_protocol_version,"
-                           " endpoint, date_created, date_updated FROM bindings WHERE service_sid = ?",
-                           -1, &tpl, nullptr),
+  check(sqlite3_prepare_v2(
+            s.db,
+            "SELECT account_sid, credential_sid, binding_type, tags, notification_protocol_version,"
+            " endpoint, date_created, date_updated FROM bindings WHERE service_sid = ?",
+            -1, &tpl, nullptr),
         s.db, "prepare template");
   sqlite3_bind_text(tpl, 1, service_sid.c_str(), -1, SQLITE_TRANSIENT);
   if (sqlite3_step(tpl) != SQLITE_ROW) throw std::runtime_error("no template binding in " + service_sid);
@@ -363,44 +385,50 @@ double insert_bindings(const fs::path& db_path, const std::string& service_sid, 
   s.exec("BEGIN IMMEDIATE");
   sqlite3_stmt* ins = nullptr;
   sqlite3_stmt* tag = nullptr;
-  check(sqlite3_prepare_v2(s.db,
-                           "INSERT INTO bindings (sid, account_sid, service_sid, credential_sid, identity,"
-                           " binding_type, address, tags, notification_protocol_version, endpoint, date_created,"
-                           " date_updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                           -1, &ins, nullptr),
+  check(sqlite3_prepare_v2(
+            s.db,
+            "INSERT INTO bindings (sid, account_sid, service_sid, credential_sid, identity,"
+            " binding_type, address, tags, notification_protocol_version, endpoint, date_created,"
+            " date_updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            -1, &ins, nullptr),
         s.db, "prepare insert");
-  check(sqlite3_prepare_v2(s.db, "INSERT INTO binding_tags (service_sid, tag, binding_seq) VALUES (?,?,?)", -1,
-                           &tag, nullptr),
+  check(sqlite3_prepare_v2(s.db, "INSERT INTO binding_tags (service_sid, tag, binding_seq) VALUES (?,?,?)",
+                           -1, &tag, nullptr),
         s.db, "prepare tag insert");
   std::mt19937_64 rng(std::random_device{}());
   const auto r1 = rng(), r2 = rng(), r3 = rng();
   const auto r16 = static_cast<unsigned>(rng() & 0xffff);
-  const auto ms = static_cast<unsigned long long>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  const auto ms = static_cast<unsigned long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                      std::chrono::system_clock::now().time_since_epoch())
+                                                      .count());
   char sid[40], address[72], identity[48];
   for (std::uint64_t i = 0; i < count; ++i) {
     // SIDs as daemon/model/sid.cpp makes them: 48 bits of milliseconds, then 80 bits (here: 16 random + a
     // counter, so they are unique and ascend).
     std::snprintf(sid, sizeof sid, "BS%012llx%04x%016llx", ms & 0xffffffffffffULL, r16,
                   static_cast<unsigned long long>(i));
-    std::snprintf(address, sizeof address, "%016llx%016llx%016llx%016llx", static_cast<unsigned long long>(r1),
-                  static_cast<unsigned long long>(r2), static_cast<unsigned long long>(r3),
+    std::snprintf(address, sizeof address, "%016llx%016llx%016llx%016llx",
+                  static_cast<unsigned long long>(r1), static_cast<unsigned long long>(r2),
+                  static_cast<unsigned long long>(r3), static_cast<unsigned long long>(i));
+    std::snprintf(identity, sizeof identity, "%s%llu", tag_prefix.c_str(),
                   static_cast<unsigned long long>(i));
-    std::snprintf(identity, sizeof identity, "%s%llu", tag_prefix.c_str(), static_cast<unsigned long long>(i));
     sqlite3_reset(ins);
     sqlite3_bind_text(ins, 1, sid, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 2, account.c_str(), -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 3, service_sid.c_str(), -1, SQLITE_STATIC);
-    if (credential) sqlite3_bind_text(ins, 4, credential->c_str(), -1, SQLITE_STATIC);
-    else sqlite3_bind_null(ins, 4);
+    if (credential)
+      sqlite3_bind_text(ins, 4, credential->c_str(), -1, SQLITE_STATIC);
+    else
+      sqlite3_bind_null(ins, 4);
     sqlite3_bind_text(ins, 5, identity, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 6, type.c_str(), -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 7, address, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 8, tags_json.c_str(), -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 9, proto.c_str(), -1, SQLITE_STATIC);
-    if (endpoint) sqlite3_bind_text(ins, 10, endpoint->c_str(), -1, SQLITE_STATIC);
-    else sqlite3_bind_null(ins, 10);
+    if (endpoint)
+      sqlite3_bind_text(ins, 10, endpoint->c_str(), -1, SQLITE_STATIC);
+    else
+      sqlite3_bind_null(ins, 10);
     sqlite3_bind_int64(ins, 11, created);
     sqlite3_bind_int64(ins, 12, updated);
     check(sqlite3_step(ins), s.db, "insert binding");
@@ -468,8 +496,9 @@ class Sampler {
       if (rss > max_rss_) max_rss_ = rss;
       if (progress_ && Clock::now() >= next_print) {
         next_print += std::chrono::seconds(1);
-        std::printf("    [%5.1f s] fake answered %llu, daemon VmRSS %ld KiB, cpu %.1f s\n", secs(Clock::now() - t0),
-                    static_cast<unsigned long long>(fake_.request_count() - base_), rss, process_cpu(pid_));
+        std::printf("    [%5.1f s] fake answered %llu, daemon VmRSS %ld KiB, cpu %.1f s\n",
+                    secs(Clock::now() - t0), static_cast<unsigned long long>(fake_.request_count() - base_),
+                    rss, process_cpu(pid_));
         std::fflush(stdout);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -514,7 +543,8 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
   const auto t0 = Clock::now();
   auto resp = client.post_form("/v1/Services/" + service + "/Notifications", {{"Tag", tag}, {"Body", "hi"}});
   const auto t_post = Clock::now();
-  if (resp.status != 201) throw std::runtime_error("POST Notifications: " + std::to_string(resp.status) + " " + resp.body);
+  if (resp.status != 201)
+    throw std::runtime_error("POST Notifications: " + std::to_string(resp.status) + " " + resp.body);
   // Polled, not fake.wait_until(): a waiter on the fake's condition variable is woken by every request, tens
   // of thousands of futex calls and wake-ups on this machine's two cores during the fan-out, which the h2load
   // run (this thread in wait4) does not pay. t1 is the fake's own time of the last request.
@@ -544,29 +574,36 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
 }
 
 void report_fanout(const FanoutResult& r, std::uint64_t n) {
-  std::printf("  POST -> 201: %.1f ms; POST -> first request at the fake: %.1f ms\n", r.post_ms, r.first_request_ms);
+  std::printf("  POST -> 201: %.1f ms; POST -> first request at the fake: %.1f ms\n", r.post_ms,
+              r.first_request_ms);
   std::printf("  fake answered %llu of %llu in %.3f s%s\n", static_cast<unsigned long long>(r.answered),
               static_cast<unsigned long long>(n), r.seconds, r.complete ? "" : "  ** TIME LIMIT REACHED **");
-  std::printf("  daemon rate: %.0f deliveries/s (POST to last answer)\n", static_cast<double>(r.answered) / r.seconds);
-  std::printf("  daemon memory: idle before the POST VmRSS %ld KiB (VmHWM %ld KiB); peak (max of VmHWM and the "
-              "VmRSS samples) %ld KiB = %.1f MiB (largest VmRSS sample %ld KiB)\n",
-              r.idle_rss_kb, r.idle_hwm_kb, r.hwm_kb, static_cast<double>(r.hwm_kb) / 1024.0, r.max_rss_kb);
-  std::printf("  daemon CPU %.2f s (%.1f us/delivery, %.0f%% of one core); fake (this process) CPU %.2f s (%.1f us/req)\n",
-              r.daemon_cpu, r.daemon_cpu * 1e6 / static_cast<double>(std::max<std::uint64_t>(r.answered, 1)),
-              100.0 * r.daemon_cpu / r.seconds, r.fake_cpu,
-              r.fake_cpu * 1e6 / static_cast<double>(std::max<std::uint64_t>(r.answered, 1)));
+  std::printf("  daemon rate: %.0f deliveries/s (POST to last answer)\n",
+              static_cast<double>(r.answered) / r.seconds);
+  std::printf(
+      "  daemon memory: idle before the POST VmRSS %ld KiB (VmHWM %ld KiB); peak (max of VmHWM and the "
+      "VmRSS samples) %ld KiB = %.1f MiB (largest VmRSS sample %ld KiB)\n",
+      r.idle_rss_kb, r.idle_hwm_kb, r.hwm_kb, static_cast<double>(r.hwm_kb) / 1024.0, r.max_rss_kb);
+  std::printf(
+      "  daemon CPU %.2f s (%.1f us/delivery, %.0f%% of one core); fake (this process) CPU %.2f s (%.1f "
+      "us/req)\n",
+      r.daemon_cpu, r.daemon_cpu * 1e6 / static_cast<double>(std::max<std::uint64_t>(r.answered, 1)),
+      100.0 * r.daemon_cpu / r.seconds, r.fake_cpu,
+      r.fake_cpu * 1e6 / static_cast<double>(std::max<std::uint64_t>(r.answered, 1)));
   std::printf("  daemon CPU by thread name:");
   for (auto& [k, v] : r.cpu_by_thread) {
     if (v >= 0.005) std::printf(" %s %.2f s;", k.c_str(), v);
   }
-  std::printf("\n  connections the daemon opened to the fake: %llu\n", static_cast<unsigned long long>(r.connections));
+  std::printf("\n  connections the daemon opened to the fake: %llu\n",
+              static_cast<unsigned long long>(r.connections));
 }
 
 std::string delivery_states(const fs::path& db, const std::string& service) {
   Sqlite s(db);
   auto rows = s.query(
       "SELECT d.state, count(*) FROM deliveries d JOIN notifications n ON n.seq = d.notification_seq "
-      "WHERE n.service_sid = '" + service + "' GROUP BY d.state ORDER BY d.state");
+      "WHERE n.service_sid = '" +
+      service + "' GROUP BY d.state ORDER BY d.state");
   static const char* names[] = {"pending", "delivered", "failed", "expired"};
   std::string out;
   long long with_rows = 0;
@@ -577,13 +614,18 @@ std::string delivery_states(const fs::path& db, const std::string& service) {
   }
   // Page deliveries settled as delivered keep no row: recipients minus rows minus unsettled page entries.
   auto totals = s.query(
-      "SELECT COALESCE(SUM(n.recipients), 0), (SELECT COALESCE(SUM(p.remaining), 0) FROM delivery_pages p JOIN "
-      "notifications n2 ON n2.seq = p.notification_seq WHERE n2.service_sid = '" + service + "') FROM "
-      "notifications n WHERE n.service_sid = '" + service + "'");
+      "SELECT COALESCE(SUM(n.recipients), 0), (SELECT COALESCE(SUM(p.remaining), 0) FROM delivery_pages p "
+      "JOIN "
+      "notifications n2 ON n2.seq = p.notification_seq WHERE n2.service_sid = '" +
+      service +
+      "') FROM "
+      "notifications n WHERE n.service_sid = '" +
+      service + "'");
   if (!totals.empty()) {
     long long recipients = std::stoll(totals[0][0]), unsettled = std::stoll(totals[0][1]);
-    out += "recipients " + totals[0][0] + ": rows " + std::to_string(with_rows) + ", page entries delivered " +
-           std::to_string(recipients - with_rows - unsettled) + ", unsettled " + totals[0][1] + "; ";
+    out += "recipients " + totals[0][0] + ": rows " + std::to_string(with_rows) +
+           ", page entries delivered " + std::to_string(recipients - with_rows - unsettled) + ", unsettled " +
+           totals[0][1] + "; ";
   }
   return out.empty() ? "none" : out;
 }
@@ -597,12 +639,13 @@ struct H2loadResult {
   std::string output, command;
 };
 
-H2loadResult run_h2load(const Args& a, const test::FakeRequest& like, const std::string& url, const fs::path& dir,
-                        std::uint64_t n, std::size_t c, std::size_t m) {
+H2loadResult run_h2load(const Args& a, const test::FakeRequest& like, const std::string& url,
+                        const fs::path& dir, std::uint64_t n, std::size_t c, std::size_t m) {
   fs::path payload = dir / "payload.json";
   { std::ofstream(payload, std::ios::binary) << like.body; }
-  std::vector<std::string> args = {a.h2load, "-n", std::to_string(n), "-c", std::to_string(c),
-                                   "-m", std::to_string(m), "-t", "1", "-d", payload.string()};
+  std::vector<std::string> args = {
+      a.h2load, "-n", std::to_string(n), "-c", std::to_string(c), "-m", std::to_string(m), "-t",
+      "1",      "-d", payload.string()};
   H2loadResult r;
   r.command = "h2load -n " + std::to_string(n) + " -c " + std::to_string(c) + " -m " + std::to_string(m) +
               " -t 1 -d payload.json";
@@ -639,7 +682,8 @@ H2loadResult run_h2load(const Args& a, const test::FakeRequest& like, const std:
 }
 
 std::string json_sid(const test::HttpResponse& r, const char* what) {
-  if ((r.status != 201 && r.status != 200) || !r.json_ok || !r.json.is_object() || !r.json.as_object().contains("sid")) {
+  if ((r.status != 201 && r.status != 200) || !r.json_ok || !r.json.is_object() ||
+      !r.json.as_object().contains("sid")) {
     throw std::runtime_error(std::string(what) + ": HTTP " + std::to_string(r.status) + " " + r.body);
   }
   return std::string(r.json.as_object().at("sid").as_string());
@@ -672,8 +716,8 @@ int run(const Args& a) {
   for (auto p : {db, fs::path(db.string() + "-wal"), fs::path(db.string() + "-shm"), log}) fs::remove(p);
 
   std::printf("bench_fanout: N=%llu, all-N=%llu; %s; dir %s (%s); load average %s\n",
-              static_cast<unsigned long long>(a.n), static_cast<unsigned long long>(a.all_n), a.notifyd.c_str(),
-              dir.c_str(), fs_name(dir).c_str(), loadavg().c_str());
+              static_cast<unsigned long long>(a.n), static_cast<unsigned long long>(a.all_n),
+              a.notifyd.c_str(), dir.c_str(), fs_name(dir).c_str(), loadavg().c_str());
 
   // The fake APNs: no log (counts stay exact), APNs' 1,000 streams per connection; the first request of each
   // phase is captured by the handler.
@@ -699,13 +743,15 @@ int run(const Args& a) {
   const std::uint16_t port = free_port();
   {
     std::ofstream c(config);
-    c << "[server]\nlisten = \"127.0.0.1:" << port << "\"\npublic_url = \"http://127.0.0.1:" << port << "\"\n";
+    c << "[server]\nlisten = \"127.0.0.1:" << port << "\"\npublic_url = \"http://127.0.0.1:" << port
+      << "\"\n";
     if (a.daemon_threads) c << "threads = " << a.daemon_threads << "\n";
     c << "[store]\npath = \"" << db.string() << "\"\n"
-      << "[log]\nlevel = \"info\"\n"
+      << "[log]\nlevel = \"" << (std::getenv("BENCH_LOG_LEVEL") ? std::getenv("BENCH_LOG_LEVEL") : "info")
+      << "\"\n"
       << "[[accounts]]\nsid = \"" << kAccount << "\"\nauth_token = \"" << kToken << "\"\n"
-      << "[apns]\nproduction_url = \"" << fake.url() << "\"\nsandbox_url = \"" << fake.url() << "\"\nca_file = \""
-      << ca.string() << "\"\n";
+      << "[apns]\nproduction_url = \"" << fake.url() << "\"\nsandbox_url = \"" << fake.url()
+      << "\"\nca_file = \"" << ca.string() << "\"\n";
   }
   Daemon daemon(a, config, log, port);
 
@@ -721,13 +767,17 @@ int run(const Args& a) {
                                                             {"Certificate", cert.certificate_pem},
                                                             {"PrivateKey", cert.private_key_pem}}),
                          "create credential");
-    service_a = json_sid(http.post_form("/v1/Services", {{"FriendlyName", "fanout"}, {"ApnCredentialSid", cred}}),
-                         "create service A");
-    service_b = json_sid(http.post_form("/v1/Services", {{"FriendlyName", "all"}, {"ApnCredentialSid", cred}}),
-                         "create service B");
-    json_sid(http.post_form("/v1/Services/" + service_a + "/Bindings",
-                            {{"Identity", "template"}, {"BindingType", "apn"}, {"Address", hex_token()}, {"Tag", "bench"}}),
-             "create template binding A");
+    service_a =
+        json_sid(http.post_form("/v1/Services", {{"FriendlyName", "fanout"}, {"ApnCredentialSid", cred}}),
+                 "create service A");
+    service_b =
+        json_sid(http.post_form("/v1/Services", {{"FriendlyName", "all"}, {"ApnCredentialSid", cred}}),
+                 "create service B");
+    json_sid(
+        http.post_form(
+            "/v1/Services/" + service_a + "/Bindings",
+            {{"Identity", "template"}, {"BindingType", "apn"}, {"Address", hex_token()}, {"Tag", "bench"}}),
+        "create template binding A");
     json_sid(http.post_form("/v1/Services/" + service_b + "/Bindings",
                             {{"Identity", "template"}, {"BindingType", "apn"}, {"Address", hex_token()}}),
              "create template binding B");
@@ -736,12 +786,14 @@ int run(const Args& a) {
   std::printf("\n0. setup: credential + services %s (tag bench) and %s (all) over HTTP; daemon stopped\n",
               service_a.c_str(), service_b.c_str());
   double ins = insert_bindings(db, service_a, a.n - 1, {"bench"}, "user");
-  std::printf("  inserted %llu bindings (+1 over HTTP) into %s in %.2f s (one transaction, then a checkpoint)\n",
-              static_cast<unsigned long long>(a.n - 1), service_a.c_str(), ins);
+  std::printf(
+      "  inserted %llu bindings (+1 over HTTP) into %s in %.2f s (one transaction, then a checkpoint)\n",
+      static_cast<unsigned long long>(a.n - 1), service_a.c_str(), ins);
 
   // ---- 1. the fan-out ----
-  std::printf("\n1. notifyd: POST /v1/Services/%s/Notifications Tag=bench&Body=hi to %llu apn bindings (load %s)\n",
-              service_a.c_str(), static_cast<unsigned long long>(a.n), loadavg().c_str());
+  std::printf(
+      "\n1. notifyd: POST /v1/Services/%s/Notifications Tag=bench&Body=hi to %llu apn bindings (load %s)\n",
+      service_a.c_str(), static_cast<unsigned long long>(a.n), loadavg().c_str());
   daemon.start();
   auto f = notify(a, daemon, fake, cap, port, service_a, "bench", a.n, a.timeout_s);
   report_fanout(f, a.n);
@@ -763,8 +815,8 @@ int run(const Args& a) {
   double h2_rate = 0;
   if (!a.skip_h2load && daemon_request) {
     std::size_t c = a.h2load_c ? a.h2load_c : std::max<std::uint64_t>(f.connections, 1);
-    std::printf("\n2. h2load: the same %llu requests to the same fake (load %s)\n", static_cast<unsigned long long>(a.n),
-                loadavg().c_str());
+    std::printf("\n2. h2load: the same %llu requests to the same fake (load %s)\n",
+                static_cast<unsigned long long>(a.n), loadavg().c_str());
     auto base = fake.request_count();
     cap.reset();
     const double scpu0 = self_cpu();
@@ -788,16 +840,18 @@ int run(const Args& a) {
     }
     h2_rate = h.req_per_s;
   }
-  std::printf("\nRESULT fan-out of %llu: notifyd %.0f/s, h2load %.0f/s, ratio %.2f (target >= 0.70: %s); peak RSS "
-              "%.1f MiB (target < 128: %s)\n",
-              static_cast<unsigned long long>(a.n), daemon_rate, h2_rate, h2_rate > 0 ? daemon_rate / h2_rate : 0.0,
-              h2_rate > 0 && daemon_rate / h2_rate >= 0.7 ? "met" : "NOT met", static_cast<double>(f.hwm_kb) / 1024.0,
-              f.hwm_kb < 128 * 1024 ? "met" : "NOT met");
+  std::printf(
+      "\nRESULT fan-out of %llu: notifyd %.0f/s, h2load %.0f/s, ratio %.2f (target >= 0.70: %s); peak RSS "
+      "%.1f MiB (target < 128: %s)\n",
+      static_cast<unsigned long long>(a.n), daemon_rate, h2_rate, h2_rate > 0 ? daemon_rate / h2_rate : 0.0,
+      h2_rate > 0 && daemon_rate / h2_rate >= 0.7 ? "met" : "NOT met", static_cast<double>(f.hwm_kb) / 1024.0,
+      f.hwm_kb < 128 * 1024 ? "met" : "NOT met");
   std::fflush(stdout);
 
   // ---- 3. `all` over ALL_N bindings ----
   if (!a.skip_all) {
-    std::printf("\n3. `all`: %llu apn bindings in %s\n", static_cast<unsigned long long>(a.all_n), service_b.c_str());
+    std::printf("\n3. `all`: %llu apn bindings in %s\n", static_cast<unsigned long long>(a.all_n),
+                service_b.c_str());
     double ins2 = insert_bindings(db, service_b, a.all_n - 1, {}, "all");
     std::printf("  inserted %llu bindings (+1 over HTTP) in %.2f s; load %s\n",
                 static_cast<unsigned long long>(a.all_n - 1), ins2, loadavg().c_str());
@@ -813,11 +867,12 @@ int run(const Args& a) {
     const double stop2 = daemon.stop();
     std::printf("  notifyd stopped in %.2f s; outbox of %s: %s\n", stop2, service_b.c_str(),
                 delivery_states(db, service_b).c_str());
-    std::printf("\nRESULT `all` over %llu: %s %llu in %.1f s (%.0f/s); peak RSS (VmHWM) %.1f MiB; idle before "
-                "the POST %.1f MiB\n",
-                static_cast<unsigned long long>(a.all_n), g.complete ? "all answered:" : "INCOMPLETE, answered",
-                static_cast<unsigned long long>(g.answered), g.seconds, static_cast<double>(g.answered) / g.seconds,
-                static_cast<double>(g.hwm_kb) / 1024.0, static_cast<double>(g.idle_rss_kb) / 1024.0);
+    std::printf(
+        "\nRESULT `all` over %llu: %s %llu in %.1f s (%.0f/s); peak RSS (VmHWM) %.1f MiB; idle before "
+        "the POST %.1f MiB\n",
+        static_cast<unsigned long long>(a.all_n), g.complete ? "all answered:" : "INCOMPLETE, answered",
+        static_cast<unsigned long long>(g.answered), g.seconds, static_cast<double>(g.answered) / g.seconds,
+        static_cast<double>(g.hwm_kb) / 1024.0, static_cast<double>(g.idle_rss_kb) / 1024.0);
     if (!g.complete) ok = false;
   }
   std::printf("\nload average at the end: %s; daemon log: %s\n", loadavg().c_str(),

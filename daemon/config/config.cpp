@@ -410,6 +410,7 @@ const std::vector<KeyRule<ServerConfig>>& server_rules() {
                               return std::string();
                             }},
       integer_key("threads", &ServerConfig::threads, 0, 256),
+      integer_key("delivery_threads", &ServerConfig::delivery_threads, 1, 256),
   };
   return rules;
 }
@@ -676,7 +677,8 @@ std::string describe_config(const Config& config) {
       << "header_timeout_ms = " << s.header_timeout_ms << "\n"
       << "body_timeout_ms = " << s.body_timeout_ms << "\n"
       << "shutdown_timeout_ms = " << s.shutdown_timeout_ms << "\n"
-      << "threads = " << s.threads << "\n\n"
+      << "threads = " << s.threads << "\n"
+      << "delivery_threads = " << s.delivery_threads << "\n\n"
       << "[store]\n"
       << "backend = " << toml_string(config.store.backend) << "\n"
       << "path = " << toml_string(config.store.path)

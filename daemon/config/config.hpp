@@ -32,6 +32,10 @@ struct ServerConfig {
   std::uint32_t body_timeout_ms = 30000;    // reading a request's body
   std::uint32_t shutdown_timeout_ms = 10000;
   unsigned threads = 0;  // I/O threads; 0: one per core
+  // Threads of the delivery side (dispatcher, transports' connections, callbacks), apart from the I/O
+  // threads: with one, a delivery is handed from the dispatcher to its connection and back without crossing
+  // threads.
+  unsigned delivery_threads = 1;
 };
 
 struct StoreConfig {

@@ -502,5 +502,40 @@ class DeliveryOutcomesTest(NotificationTestBase):
         self.assertEqual(f.get("Status"), "failed", f)
 
 
+class DeliveryThreadsTest(NotificationTestBase):
+    """[server] delivery_threads: deliveries run on threads of their own (notifyd-send), as many as configured,
+    beside the I/O threads, and every channel and its callback goes out through them."""
+
+    daemon_server_config = ("threads = 1", "delivery_threads = 2")
+
+    def thread_names(self):
+        task = "/proc/%d/task" % self.daemon.proc.pid
+        names = []
+        for tid in os.listdir(task):
+            try:
+                with open(os.path.join(task, tid, "comm")) as f:
+                    names.append(f.read().strip())
+            except FileNotFoundError:  # a thread that ended meanwhile
+                pass
+        return names
+
+    def test_every_channel_is_sent_from_the_delivery_threads(self):
+        names = self.thread_names()
+        self.assertEqual(names.count("notifyd-send"), 2, names)
+        self.assertEqual(names.count("notifyd-io"), 0, names)  # threads = 1: the main thread only
+        identity = "threads-" + secrets.token_hex(4)
+        apn, fcm, sms = apn_token(), "fcm-" + secrets.token_hex(20), "+15555550199"
+        for binding_type, address in (("apn", apn), ("fcm", fcm), ("sms", sms)):
+            self.bind(identity, binding_type, address)
+        tag = nonce()
+        url = self.peers.callbacks_url + "/cb/" + tag
+        self.notifications_api.create(identity=[identity], body="hello " + tag, delivery_callback_url=url)
+        self.wait_deliveries(tag, {("apn", apn), ("fcm", fcm), ("sms", sms)})
+        posts = self.peers.wait_for("callbacks", lambda rs: len([r for r in rs if r["path"] == "/cb/" + tag]) >= 3,
+                                    timeout=DELIVERY_TIMEOUT_S, what="three callbacks")
+        statuses = [p.form_dict().get("Status") for p in posts if p["path"] == "/cb/" + tag]
+        self.assertEqual(statuses, ["delivered"] * 3)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -118,6 +118,7 @@ header_timeout_ms = 5000
 body_timeout_ms = 20000
 shutdown_timeout_ms = 3000
 threads = 4
+delivery_threads = 2
 
 [store]
 backend = "postgres"
@@ -167,6 +168,7 @@ auth_token = "sms-token"
   EXPECT_EQ(c.server.body_timeout_ms, 20000u);
   EXPECT_EQ(c.server.shutdown_timeout_ms, 3000u);
   EXPECT_EQ(c.server.threads, 4u);
+  EXPECT_EQ(c.server.delivery_threads, 2u);
   EXPECT_EQ(c.store.backend, "postgres");
   EXPECT_EQ(c.store.dsn, "postgresql://notifyd@/notifyd");
   EXPECT_EQ(c.store.workers, 16u);
@@ -203,6 +205,7 @@ TEST(ConfigTest, OnlyAccountsGivenMeansDefaults) {
   EXPECT_EQ(c.server.body_timeout_ms, 30000u);
   EXPECT_EQ(c.server.shutdown_timeout_ms, 10000u);
   EXPECT_EQ(c.server.threads, 0u);
+  EXPECT_EQ(c.server.delivery_threads, 1u);
   EXPECT_EQ(c.store.backend, "sqlite");
   EXPECT_EQ(c.store.path, "/var/lib/notifyd/notifyd.db");
   EXPECT_EQ(c.store.workers, 64u);
@@ -310,6 +313,9 @@ TEST(ConfigErrorTest, OutOfRangeValues) {
   expect_error("[server]\nbody_timeout_ms = 3600001\n" + account_block(), "server.body_timeout_ms", 2);
   expect_error("[server]\nshutdown_timeout_ms = -1\n" + account_block(), "server.shutdown_timeout_ms", 2);
   expect_error("[server]\nthreads = 257\n" + account_block(), "server.threads", 2);
+  expect_error("[server]\ndelivery_threads = 0\n" + account_block(), "server.delivery_threads", 2,
+               "between 1 and 256");
+  expect_error("[server]\ndelivery_threads = 257\n" + account_block(), "server.delivery_threads", 2);
   expect_error("[store]\nworkers = 0\n" + account_block(), "store.workers", 2);
   expect_error("[store]\nworkers = 1025\n" + account_block(), "store.workers", 2);
 }
@@ -567,8 +573,8 @@ auth_token = "sms-token-xyz"
 }
 
 TEST(DescribeConfigTest, DumpIsValidConfigWithTheSameValues) {
-  const Config original =
-      parse_config("[server]\nlisten = \"[::1]:9000\"\nthreads = 3\n" + account_block(), kOrigin);
+  const Config original = parse_config(
+      "[server]\nlisten = \"[::1]:9000\"\nthreads = 3\ndelivery_threads = 4\n" + account_block(), kOrigin);
   const std::string dump = describe_config(original);
   EXPECT_NE(dump.find("listen = \"[::1]:9000\""), std::string::npos) << dump;
   // Parsing the dump back gives the same non-secret values (secrets read back as the literal "<redacted>").
@@ -576,6 +582,7 @@ TEST(DescribeConfigTest, DumpIsValidConfigWithTheSameValues) {
   EXPECT_EQ(again.server.listen_host, "::1");
   EXPECT_EQ(again.server.listen_port, 9000);
   EXPECT_EQ(again.server.threads, 3u);
+  EXPECT_EQ(again.server.delivery_threads, 4u);
   EXPECT_EQ(again.accounts[0].sid, kAccountSid);
   EXPECT_EQ(again.accounts[0].auth_token, "<redacted>");
 }
