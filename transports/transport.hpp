@@ -62,11 +62,12 @@ struct Delivery {
   std::optional<std::string> sms_max_price;
 };
 
-// Where deliver_async() reports: complete() is called once, on the executor given with it.
+// Where deliver_async() reports: complete() is called once, on the executor given with it. The result is
+// the completion's to move from (a reference: not moved once more on its way in).
 class DeliveryCompletion {
  public:
   virtual ~DeliveryCompletion() = default;
-  virtual void complete(DeliveryResult result) = 0;
+  virtual void complete(DeliveryResult&& result) = 0;
 };
 
 class Transport {

@@ -51,7 +51,7 @@ namespace {
 template <class Handler>
 struct HandlerCompletion final : DeliveryCompletion {
   explicit HandlerCompletion(Handler h) : handler(std::move(h)) {}
-  void complete(DeliveryResult result) override { std::move(handler)(std::move(result)); }
+  void complete(DeliveryResult&& result) override { std::move(handler)(std::move(result)); }
   Handler handler;
 };
 

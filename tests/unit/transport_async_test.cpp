@@ -62,7 +62,7 @@ struct Recorder final : DeliveryCompletion {
   Recorder(asio::any_io_executor s, std::promise<DeliveryResult>& p, const std::atomic<bool>& returned,
            bool& on, bool& after)
       : strand(std::move(s)), promise(p), call_returned(returned), on_strand(on), after_call(after) {}
-  void complete(DeliveryResult result) override {
+  void complete(DeliveryResult&& result) override {
     on_strand = strand.target<asio::strand<asio::io_context::executor_type>>()->running_in_this_thread();
     after_call = call_returned.load();
     promise.set_value(std::move(result));

@@ -268,7 +268,7 @@ struct ApnsTransport::Impl::Send final : http2::SendCompletion {
 
   // Never throws: it runs inside the pool's completion. A bug's exception answers retry_later, as the
   // default deliver_async does, unless the exchange already went on in a fresh Send (`done` moved).
-  void complete(http2::H2Result answer, http2::H2Request request) override {
+  void complete(http2::H2Result&& answer, http2::H2Request&& request) override {
     try {
       on_answer(std::move(answer), std::move(request));
     } catch (const std::exception& e) {
@@ -277,9 +277,9 @@ struct ApnsTransport::Impl::Send final : http2::SendCompletion {
             failure(DeliveryResult::Outcome::retry_later, std::string("internal error: ") + e.what()));
     }
   }
-  void on_answer(http2::H2Result answer, http2::H2Request request);
+  void on_answer(http2::H2Result&& answer, http2::H2Request&& request);
   // The delivery's one completion: `done` is let go first, so that nothing can complete it twice.
-  void finish_with(DeliveryResult result) { std::exchange(done, nullptr)->complete(std::move(result)); }
+  void finish_with(DeliveryResult&& result) { std::exchange(done, nullptr)->complete(std::move(result)); }
 
   // Sends again, with the route's current shared headers (provider token).
   void resend(http2::H2Request request) {
@@ -292,11 +292,16 @@ struct ApnsTransport::Impl::Send final : http2::SendCompletion {
     send(std::move(request));
   }
 
-  // Sends (again) with this exchange's state moved into a fresh completion.
+  // Sends again, with this exchange's state moved into a fresh completion.
   void send(http2::H2Request request) {
-    auto pool = route.pool;
-    auto ex = executor;
-    pool->send_returning(std::move(request), std::move(ex), std::make_unique<Send>(std::move(*this)));
+    send_owned(std::make_unique<Send>(std::move(*this)), std::move(request));
+  }
+
+  // Sends with `exchange` as the completion.
+  static void send_owned(std::unique_ptr<Send> exchange, http2::H2Request&& request) {
+    http2::Http2Pool& pool = *exchange->route.pool;  // held by the exchange, which the pool holds until done
+    auto executor = exchange->executor;
+    pool.send_returning(std::move(request), std::move(executor), std::move(exchange));
   }
 };
 
@@ -376,7 +381,7 @@ ApnsTransport::ApnsTransport(boost::asio::any_io_executor executor, ApnsOptions 
 
 ApnsTransport::~ApnsTransport() = default;
 
-void ApnsTransport::Impl::Send::on_answer(http2::H2Result answer, http2::H2Request request) {
+void ApnsTransport::Impl::Send::on_answer(http2::H2Result&& answer, http2::H2Request&& request) {
   using Outcome = DeliveryResult::Outcome;
   if (answer.failure == http2::H2Failure::shutting_down && reroutes < kMaxReroutes && !impl->is_draining()) {
     ++reroutes;
@@ -432,9 +437,10 @@ void ApnsTransport::deliver_async(Delivery d, boost::asio::any_io_executor execu
   LogIds ids{std::move(d.notification_sid), std::move(d.binding_sid)};
   auto request = apns::build_request(std::move(d), std::move(*headers));
   if (!request) return answer_now(failure(Outcome::payload_rejected, "PayloadTooLarge"));
-  Impl::Send exchange(impl_, std::move(*route), std::move(credential), std::move(bearer), std::move(ids),
-                      executor, std::move(done));
-  exchange.send(std::move(*request));
+  Impl::Send::send_owned(
+      std::make_unique<Impl::Send>(impl_, std::move(*route), std::move(credential), std::move(bearer),
+                                   std::move(ids), executor, std::move(done)),
+      std::move(*request));
 }
 
 boost::asio::awaitable<void> ApnsTransport::drain() {

@@ -589,9 +589,9 @@ asio::awaitable<std::tuple<H2Result, H2Request>> Http2Pool::send_returning(H2Req
 
 void Http2Pool::send_returning(H2Request request, asio::any_io_executor executor,
                                std::unique_ptr<SendCompletion> done) {
-  auto handler = asio::bind_executor(std::move(executor), [done = std::move(done)](H2Result r, H2Request q) {
-    done->complete(std::move(r), std::move(q));
-  });
+  auto handler = asio::bind_executor(
+      std::move(executor),
+      [done = std::move(done)](H2Result&& r, H2Request&& q) { done->complete(std::move(r), std::move(q)); });
   start_send<true>(std::move(handler), impl_, std::move(request));
 }
 

@@ -58,11 +58,11 @@ struct PoolStats {
 };
 
 // Where the callback form of Http2Pool::send_returning reports: complete() is called once, on the executor
-// given with it.
+// given with it; both are the completion's to move from.
 class SendCompletion {
  public:
   virtual ~SendCompletion() = default;
-  virtual void complete(H2Result result, H2Request request) = 0;
+  virtual void complete(H2Result&& result, H2Request&& request) = 0;
 };
 
 class Http2Pool {
