@@ -126,6 +126,20 @@ TEST_F(Http2PoolTest, MultiplexesConcurrentSendsOnOneConnection) {
   EXPECT_EQ(pool.stats().streams_in_flight, 0u);
 }
 
+// An IP literal is connected to without the resolver (every other test here); a name goes through it, with
+// SNI and the certificate checked against the name (the test certificate has DNS:localhost).
+TEST_F(Http2PoolTest, ConnectsToAHostNameThroughTheResolver) {
+  FakeH2Server server;
+  auto options = options_for(server);
+  options.host = "localhost";
+  Http2Pool pool(io_.get_executor(), options);
+  EXPECT_TRUE(all_ok(send_all(pool, 3)));
+  EXPECT_EQ(server.connections_accepted(), 1u);
+  auto last = server.last_request();
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->authority, "localhost:" + std::to_string(server.port()));
+}
+
 TEST_F(Http2PoolTest, NeverExceedsThePeersStreamLimit) {
   FakeH2Options so;
   so.max_concurrent_streams = 5;
