@@ -75,7 +75,8 @@ struct Args {
   std::size_t h2load_c = 0;  // 0: the number of connections the daemon opened
   std::size_t h2load_m = 1000;
   std::size_t fake_threads = 1;
-  unsigned daemon_threads = 0;  // 0: the daemon's default (one per core)
+  unsigned daemon_threads = 0;    // [server] threads; 0: the daemon's default (one per core)
+  unsigned delivery_threads = 0;  // [server] delivery_threads; 0: the daemon's default (1)
   int timeout_s = 600;
   int all_timeout_s = 1800;
   std::string notifyd = NOTIFYD_BENCH_DAEMON;
@@ -86,12 +87,12 @@ struct Args {
 };
 
 [[noreturn]] void usage() {
-  std::fprintf(
-      stderr,
-      "usage: bench_fanout [--n N (100000)] [--all-n N (1000000)] [--skip-all] [--skip-h2load]\n"
-      "       [--h2load-c C (daemon's connections)] [--h2load-m M (1000)] [--fake-threads F (1)]\n"
-      "       [--daemon-threads T (daemon default)] [--timeout-s S (600)] [--all-timeout-s S (1800)]\n"
-      "       [--notifyd PATH] [--h2load PATH] [--dir DIR] [--keep] [--progress]\n");
+  std::fprintf(stderr,
+               "usage: bench_fanout [--n N (100000)] [--all-n N (1000000)] [--skip-all] [--skip-h2load]\n"
+               "       [--h2load-c C (daemon's connections)] [--h2load-m M (1000)] [--fake-threads F (1)]\n"
+               "       [--daemon-threads T (daemon default)] [--delivery-threads D (daemon default)]\n"
+               "       [--timeout-s S (600)] [--all-timeout-s S (1800)]\n"
+               "       [--notifyd PATH] [--h2load PATH] [--dir DIR] [--keep] [--progress]\n");
   std::exit(2);
 }
 
@@ -119,6 +120,8 @@ Args parse(int argc, char** argv) {
       a.fake_threads = std::stoul(next());
     else if (f == "--daemon-threads")
       a.daemon_threads = static_cast<unsigned>(std::stoul(next()));
+    else if (f == "--delivery-threads")
+      a.delivery_threads = static_cast<unsigned>(std::stoul(next()));
     else if (f == "--timeout-s")
       a.timeout_s = std::stoi(next());
     else if (f == "--all-timeout-s")
@@ -750,6 +753,7 @@ int run(const Args& a) {
     c << "[server]\nlisten = \"127.0.0.1:" << port << "\"\npublic_url = \"http://127.0.0.1:" << port
       << "\"\n";
     if (a.daemon_threads) c << "threads = " << a.daemon_threads << "\n";
+    if (a.delivery_threads) c << "delivery_threads = " << a.delivery_threads << "\n";
     c << "[store]\npath = \"" << db.string() << "\"\n"
       << "[log]\nlevel = \"" << (std::getenv("BENCH_LOG_LEVEL") ? std::getenv("BENCH_LOG_LEVEL") : "info")
       << "\"\n"
