@@ -95,6 +95,15 @@ struct Park {
   std::string reason;
 };
 
+// What is kept per pace key: a credential's SID, or the binding type of a channel without credentials. Found
+// once per delivery, whose completion keeps a pointer to it (entries are never erased, and the nodes of an
+// unordered_map stay where they are).
+struct Pace {
+  std::size_t in_flight = 0;
+  std::int64_t paced_until_ms = 0;  // a Retry-After or 429 slows the key's whole queue until then
+  std::optional<Park> park;         // the provider rejected this credential (as of its date_updated)
+};
+
 template <class T>
 asio::awaitable<T> call(std::function<T()> fn) {
   co_return fn();
@@ -141,9 +150,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   std::unordered_map<std::string, CachedCredential> credentials;
   // Store lookups running (key: "notification:<seq>" or "credential:<sid>"); the timer wakes those waiting.
   std::unordered_map<std::string, std::shared_ptr<asio::steady_timer>> lookups;
-  std::unordered_map<std::string, std::size_t> in_flight_per_credential;
-  std::unordered_map<std::string, std::int64_t> paced_until_ms;
-  std::unordered_map<std::string, Park> parked;
+  std::unordered_map<std::string, Pace> paces;
   DeliveryOutcomes pending_outcomes;  // written by the next flush
   std::vector<std::int64_t> pending_final_notifications;
   Clock::time_point flush_retry_at{};  // after a failed flush, the next one waits until then
@@ -608,20 +615,16 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   // What a delivery in the transport's hands carries back to on_result.
   struct Sent final : transport::DeliveryCompletion {
     Sent(std::shared_ptr<Impl> i, DeliveryRecord&& r, std::shared_ptr<NotificationContext> c,
-         std::shared_ptr<const CredentialRecord> cr, std::string key)
-        : impl(std::move(i)),
-          d(std::move(r)),
-          ctx(std::move(c)),
-          credential(std::move(cr)),
-          pace_key(std::move(key)) {}
+         std::shared_ptr<const CredentialRecord> cr, Pace& p)
+        : impl(std::move(i)), d(std::move(r)), ctx(std::move(c)), credential(std::move(cr)), pace(&p) {}
     void complete(transport::DeliveryResult&& result) override {
-      impl->on_result(d, ctx, credential.get(), pace_key, result);
+      impl->on_result(d, ctx, credential.get(), *pace, result);
     }
     std::shared_ptr<Impl> impl;
     DeliveryRecord d;
     std::shared_ptr<NotificationContext> ctx;
     std::shared_ptr<const CredentialRecord> credential;
-    std::string pace_key;
+    Pace* pace;  // an entry of `paces`
   };
 
   // Everything up to the transport: the checks that settle a delivery without sending it, the payload, the
@@ -645,33 +648,29 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       return done_in_flight();
     }
 
-    std::string pace_key = d.binding_type;
-    if (needs_credential(d.binding_type)) {
-      if (!credential) {  // the caller looked it up by credential_sid_for()
-        const auto& sid = credential_sid_for(d, *ctx->service);
-        finish(
-            d, ctx.get(), DeliveryState::failed,
-            sid ? "credential " + *sid + " not found" : "no " + d.binding_type + " credential on the service",
-            0);
-        return done_in_flight();
-      }
-      pace_key = credential->sid;
-      if (auto it = parked.find(credential->sid); it != parked.end()) {
-        if (it->second.date_updated == credential->date_updated) {
-          retry_or_expire(d, ctx.get(), d.attempts, now_ms() + options.park_retry.count(), it->second.reason,
-                          0);
-          return done_in_flight();
-        }
-        fanout_log()->info("[{}] credential updated: its deliveries resume", credential->sid);
-        parked.erase(it);
-      }
-    }
-    if (auto it = paced_until_ms.find(pace_key); it != paced_until_ms.end() && it->second > now_ms()) {
-      reschedule(d, d.attempts, it->second, d.last_reason, d.provider_status);
+    if (needs_credential(d.binding_type) && !credential) {  // the caller looked it up by credential_sid_for()
+      const auto& sid = credential_sid_for(d, *ctx->service);
+      finish(
+          d, ctx.get(), DeliveryState::failed,
+          sid ? "credential " + *sid + " not found" : "no " + d.binding_type + " credential on the service",
+          0);
       return done_in_flight();
     }
-    auto& per_credential = in_flight_per_credential[pace_key];
-    if (per_credential >= options.max_in_flight_per_credential) {
+    Pace& pace = paces[credential ? credential->sid : d.binding_type];
+    if (credential && pace.park) {
+      if (pace.park->date_updated == credential->date_updated) {
+        retry_or_expire(d, ctx.get(), d.attempts, now_ms() + options.park_retry.count(), pace.park->reason,
+                        0);
+        return done_in_flight();
+      }
+      fanout_log()->info("[{}] credential updated: its deliveries resume", credential->sid);
+      pace.park.reset();
+    }
+    if (pace.paced_until_ms > now_ms()) {
+      reschedule(d, d.attempts, pace.paced_until_ms, d.last_reason, d.provider_status);
+      return done_in_flight();
+    }
+    if (pace.in_flight >= options.max_in_flight_per_credential) {
       reschedule(d, d.attempts, now_ms() + 50, d.last_reason, d.provider_status);
       return done_in_flight();
     }
@@ -706,21 +705,20 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     delivery.sms_max_price = built.delivery.sms_max_price;
 
     auto& transport = deps.transport_for(d.binding_type);
-    auto sent = std::make_unique<Sent>(shared_from_this(), std::move(d), std::move(ctx),
-                                       std::move(credential), std::move(pace_key));
+    auto sent =
+        std::make_unique<Sent>(shared_from_this(), std::move(d), std::move(ctx), std::move(credential), pace);
     transport.deliver_async(std::move(delivery), strand, std::move(sent));
     // Only once the transport has it (a throw before leaves the count as it was): its completion, which
     // takes it back, never runs inside deliver_async.
-    ++per_credential;
+    ++pace.in_flight;
   }
 
   // The transport's answer, on the strand. Never throws (it runs inside the transport's completion). All of
   // it is the completion's (Sent) own, alive for this call: used in place, moved from only to go on.
   void on_result(DeliveryRecord& d, std::shared_ptr<NotificationContext>& ctx,
-                 const CredentialRecord* credential, const std::string& pace_key,
-                 transport::DeliveryResult& result) {
+                 const CredentialRecord* credential, Pace& pace, transport::DeliveryResult& result) {
     try {
-      --in_flight_per_credential[pace_key];
+      --pace.in_flight;
       bump([&](DispatcherStats& s) {
         ++s.by_channel[d.binding_type].attempts[transport::to_string(result.outcome)];
       });
@@ -728,7 +726,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         // A store write decides whether the binding goes: the one outcome that needs a coroutine.
         return spawn(remove_then_finish(std::move(d), std::move(ctx), std::move(result)), "binding removal");
       }
-      settle(d, ctx.get(), credential, pace_key, result);
+      settle(d, ctx.get(), credential, pace, result);
     } catch (const std::exception& e) {
       log_unsettled("recording a delivery outcome", e);
     }
@@ -778,8 +776,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   }
 
   // Every outcome but invalid_address (remove_then_finish).
-  void settle(DeliveryRecord& d, NotificationContext* ctx, const CredentialRecord* credential,
-              const std::string& pace_key, const transport::DeliveryResult& result) {
+  void settle(DeliveryRecord& d, NotificationContext* ctx, const CredentialRecord* credential, Pace& pace,
+              const transport::DeliveryResult& result) {
     int attempts = d.attempts + 1;
     switch (result.outcome) {
       case Outcome::delivered:
@@ -798,9 +796,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         if (result.retry_after || result.provider_status == 429) {
           // The provider is pushing back on this credential: slow its whole queue, not just this delivery.
           std::int64_t pause = result.retry_after ? result.retry_after->count() * 1000 : 1000;
-          auto& until = paced_until_ms[pace_key];
-          until = std::max(until, now_ms() + pause);
-          at = std::max(at, until);
+          pace.paced_until_ms = std::max(pace.paced_until_ms, now_ms() + pause);
+          at = std::max(at, pace.paced_until_ms);
         }
         bump([](DispatcherStats& s) { ++s.retried; });
         retry_or_expire(d, ctx, attempts, at, result.reason, result.provider_status);
@@ -808,14 +805,15 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
       case Outcome::credential_rejected:
         if (credential) {
-          auto& park = parked[credential->sid];
-          if (park.date_updated != credential->date_updated || park.reason.empty()) {
+          // `pace` is this credential's: its key is the SID of the credential a delivery was sent with.
+          if (!pace.park || pace.park->date_updated != credential->date_updated) {
             fanout_log()->error(
                 "[{}] credential parked: the provider rejected it ({}); its deliveries wait until it "
                 "is updated",
                 credential->sid, result.reason);
           }
-          park = {credential->date_updated, result.reason.empty() ? "credential rejected" : result.reason};
+          pace.park =
+              Park{credential->date_updated, result.reason.empty() ? "credential rejected" : result.reason};
         }
         retry_or_expire(d, ctx, attempts, now_ms() + options.park_retry.count(), result.reason,
                         result.provider_status);
