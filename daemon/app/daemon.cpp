@@ -59,14 +59,17 @@ boost::asio::awaitable<void> drain_transports(transport::TransportRegistry& tran
 // still waiting for a stream come back unsent and stay pending in the store; streams on the wire finish
 // and their outcomes are written. Bounded by `deadline`: whatever is still on the wire then stays leased
 // and is sent again (same apns-id) after the next start.
+// `delivery_executor`: the transports' own. Their drain runs there, not on the caller's: when the deadline
+// passes first, what is left of it is destroyed with the delivery io_context, beside the pools it holds.
 boost::asio::awaitable<void> stop_deliveries(fanout::Dispatcher& dispatcher,
                                              transport::TransportRegistry& transports,
                                              fanout::CallbackSender& callbacks,
+                                             boost::asio::any_io_executor delivery_executor,
                                              std::chrono::steady_clock::time_point deadline) {
   auto executor = co_await boost::asio::this_coro::executor;
   co_await dispatcher.begin_stop();
   auto drained = std::make_shared<std::atomic<bool>>(false);
-  boost::asio::co_spawn(executor, drain_transports(transports, drained), [](std::exception_ptr e) {
+  boost::asio::co_spawn(delivery_executor, drain_transports(transports, drained), [](std::exception_ptr e) {
     if (e) module_logger("main")->error("draining the transports failed");
   });
   co_await dispatcher.stop(remaining(deadline));
@@ -197,7 +200,10 @@ int run_daemon(const std::string& config_path) {
           std::lock_guard lk(config_mu);
           config = fresh;
         }
-        log->info("configuration reloaded from {} (listen and [store] changes need a restart)", config_path);
+        log->info(
+            "configuration reloaded from {} (listen, threads, delivery_threads and [store] changes need a "
+            "restart)",
+            config_path);
       } catch (const ConfigError& e) {
         log->error("reload refused, keeping the running configuration: {}", e.what());
       }
@@ -221,12 +227,13 @@ int run_daemon(const std::string& config_path) {
     auto deadline = std::chrono::steady_clock::now() + budget;
     server.stop(remaining(deadline), [&, deadline] {
       log->info("all connections closed; draining deliveries");
-      boost::asio::co_spawn(io, stop_deliveries(dispatcher, *transports, callbacks, deadline),
-                            [&](std::exception_ptr e) {
-                              if (e) log->error("shutdown did not complete cleanly");
-                              notifier.stop_ticks();
-                              io.stop();
-                            });
+      boost::asio::co_spawn(
+          io, stop_deliveries(dispatcher, *transports, callbacks, delivery_io.get_executor(), deadline),
+          [&](std::exception_ptr e) {
+            if (e) log->error("shutdown did not complete cleanly");
+            notifier.stop_ticks();
+            io.stop();
+          });
     });
   });
 

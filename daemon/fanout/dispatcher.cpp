@@ -333,7 +333,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   // its delivery starts. Failures are left to the deliveries, which read again and settle accordingly.
   asio::awaitable<void> prefetch(std::int64_t seq) {
     auto self = shared_from_this();
-    auto ctx = co_await context_for(seq);
+    auto ctx = co_await context_for(seq, /*for_delivery=*/false);
     if (!ctx || !ctx->service) co_return;
     for (std::string_view type : {"apn", "fcm"}) {  // gcm shares fcm's credential (service_credential_sid)
       if (const auto& sid = service_credential_sid(*ctx->service, type)) {
@@ -458,7 +458,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     ~LookupGuard() { impl->finish_lookup(key); }
   };
 
-  asio::awaitable<std::shared_ptr<NotificationContext>> context_for(std::int64_t seq) {
+  // `for_delivery`: asked for by a delivery of the notification, which is then known to have one still to
+  // finish; not so for the resolver's prefetch, whose read may come back after a small audience finished.
+  asio::awaitable<std::shared_ptr<NotificationContext>> context_for(std::int64_t seq,
+                                                                    bool for_delivery = true) {
     const std::string key = "notification:" + std::to_string(seq);
     for (;;) {
       if (auto it = contexts.find(seq); it != contexts.end()) co_return it->second;
@@ -466,11 +469,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       // the waiter reads for itself rather than fail its delivery on another's error.
       if (!co_await lead_lookup(key)) continue;
       LookupGuard guard{this, key};
-      co_return co_await read_context(seq);
+      co_return co_await read_context(seq, for_delivery);
     }
   }
 
-  asio::awaitable<std::shared_ptr<NotificationContext>> read_context(std::int64_t seq) {
+  asio::awaitable<std::shared_ptr<NotificationContext>> read_context(std::int64_t seq, bool for_delivery) {
     // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
     std::function<Result<NotificationRecord>()> store_call_4 = [this, seq] {
       return deps.store.find_notification(seq);
@@ -493,7 +496,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     if (service) ctx->service = *service;
     if (contexts.size() >= 1024) contexts.clear();  // those in use live on in their deliveries
     contexts.emplace(seq, ctx);
-    if (!progress.contains(seq) && record->resolved) {
+    if (for_delivery && !progress.contains(seq) && record->resolved) {
       // A direct (ToBinding) notification first seen here: all its deliveries are still to finish.
       auto& p = progress[seq];
       p.remaining = record->recipients;

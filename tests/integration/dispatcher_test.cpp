@@ -112,6 +112,86 @@ transport::DeliveryResult result(Outcome o, int status = 0, std::string reason =
 
 const std::string kAccount = "AC" + std::string(32, 'a');
 
+// The store, with find_notification slowed down: a read of a notification's context comes back late.
+class SlowNotificationReads final : public Store {
+ public:
+  SlowNotificationReads(Store& inner, std::chrono::milliseconds delay) : s_(inner), delay_(delay) {}
+  Result<NotificationRecord> find_notification(std::int64_t seq) override {
+    std::this_thread::sleep_for(delay_);
+    return s_.find_notification(seq);
+  }
+  // The rest as it is.
+  Result<CredentialRecord> insert_credential(CredentialRecord c) override { return s_.insert_credential(c); }
+  Result<CredentialRecord> find_credential(std::string_view a, std::string_view sid) override {
+    return s_.find_credential(a, sid);
+  }
+  Result<CredentialRecord> update_credential(std::string_view a, std::string_view sid,
+                                             std::function<Status(CredentialRecord&)> change) override {
+    return s_.update_credential(a, sid, std::move(change));
+  }
+  Status delete_credential(std::string_view a, std::string_view sid) override {
+    return s_.delete_credential(a, sid);
+  }
+  Result<Page<CredentialRecord>> list_credentials(std::string_view a, PageRequest page) override {
+    return s_.list_credentials(a, page);
+  }
+  Result<ServiceRecord> insert_service(ServiceRecord s) override { return s_.insert_service(std::move(s)); }
+  Result<ServiceRecord> find_service(std::string_view a, std::string_view sid) override {
+    return s_.find_service(a, sid);
+  }
+  Result<ServiceRecord> update_service(std::string_view a, std::string_view sid,
+                                       std::function<Status(ServiceRecord&)> change) override {
+    return s_.update_service(a, sid, std::move(change));
+  }
+  Status delete_service(std::string_view a, std::string_view sid) override {
+    return s_.delete_service(a, sid);
+  }
+  Result<Page<ServiceRecord>> list_services(std::string_view a, std::optional<std::string> name,
+                                            PageRequest page) override {
+    return s_.list_services(a, std::move(name), page);
+  }
+  Result<BindingInsert> insert_binding(BindingRecord b) override { return s_.insert_binding(std::move(b)); }
+  Result<BindingRecord> find_binding(std::string_view a, std::string_view svc,
+                                     std::string_view sid) override {
+    return s_.find_binding(a, svc, sid);
+  }
+  Status delete_binding(std::string_view a, std::string_view svc, std::string_view sid) override {
+    return s_.delete_binding(a, svc, sid);
+  }
+  Result<Page<BindingRecord>> list_bindings(std::string_view a, std::string_view svc, const BindingFilter& f,
+                                            PageRequest page) override {
+    return s_.list_bindings(a, svc, f, page);
+  }
+  Result<NotificationRecord> insert_notification(NotificationRecord n,
+                                                 std::vector<DeliveryRecord> d) override {
+    return s_.insert_notification(std::move(n), std::move(d));
+  }
+  Result<std::vector<NotificationRecord>> unresolved_notifications(std::size_t limit) override {
+    return s_.unresolved_notifications(limit);
+  }
+  Result<ResolvedPage> resolve_page(std::int64_t seq, const BindingFilter& f, std::size_t size) override {
+    return s_.resolve_page(seq, f, size);
+  }
+  Result<std::vector<DeliveryRecord>> claim_due_deliveries(std::int64_t now, std::size_t limit,
+                                                           std::int64_t lease) override {
+    return s_.claim_due_deliveries(now, limit, lease);
+  }
+  Status record_outcomes(DeliveryOutcomes o) override { return s_.record_outcomes(std::move(o)); }
+  Result<std::int64_t> release_leases() override { return s_.release_leases(); }
+  Result<std::vector<std::pair<std::int64_t, std::int64_t>>> pending_per_notification() override {
+    return s_.pending_per_notification();
+  }
+  Result<std::int64_t> pending_delivery_count() override { return s_.pending_delivery_count(); }
+  Result<bool> remove_invalid_binding(std::string_view sid, std::string_view address,
+                                      std::optional<Seconds> since) override {
+    return s_.remove_invalid_binding(sid, address, since);
+  }
+
+ private:
+  Store& s_;
+  std::chrono::milliseconds delay_;
+};
+
 class DispatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -143,9 +223,11 @@ class DispatcherTest : public ::testing::Test {
     store_ = std::make_unique<sqlite::SqliteStore>(sqlite::SqliteOptions{(dir_ / "db").string()});
   }
 
-  void start_dispatcher(DispatcherOptions o = fast_options()) {
-    DispatcherDeps deps{
-        *store_, [this](std::string_view) -> transport::Transport& { return transport_; }, nullptr, {}};
+  void start_dispatcher(DispatcherOptions o = fast_options(), Store* store = nullptr) {
+    DispatcherDeps deps{store ? *store : *store_,
+                        [this](std::string_view) -> transport::Transport& { return transport_; },
+                        nullptr,
+                        {}};
     dispatcher_ = std::make_unique<Dispatcher>(io_.executor(), std::move(deps), o);
     dispatcher_->start();
   }
@@ -383,6 +465,19 @@ TEST_F(DispatcherTest, PayloadRejectionFailsWithTheProvidersReason) {
   ASSERT_TRUE(wait_for([](const DispatcherStats& s) { return s.failed == 1; }));
   EXPECT_EQ(transport_.attempts().size(), 1u);
   EXPECT_EQ(dispatcher_->stats().failed_by_reason.at("BadExpirationDate"), 1u);
+}
+
+// The resolver reads the notification's context beside its first page. When that read comes back after the
+// notification already finished (no recipients here), it must not be taken for a direct notification seen
+// for the first time: that counted it accepted twice and kept its progress for good.
+TEST_F(DispatcherTest, AContextReadThatComesBackAfterTheNotificationFinishedCountsNothing) {
+  SlowNotificationReads slow(*store_, std::chrono::milliseconds(300));
+  start_dispatcher(fast_options(), &slow);
+  notify(to_tag("nobody"));
+  ASSERT_TRUE(wait_for([](const DispatcherStats& s) { return s.accepted >= 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the slow read is back by now
+  EXPECT_EQ(dispatcher_->stats().accepted, 1u);
+  stop_dispatcher();  // before `slow` goes
 }
 
 TEST_F(DispatcherTest, PendingDeliveriesSurviveARestart) {
