@@ -134,8 +134,8 @@ int run_daemon(const std::string& config_path) {
   // Delivery: transports by binding type, signed callbacks, and the dispatcher draining the outbox, on their
   // own io_context and threads (one by default). On one thread a delivery goes from the dispatcher to its
   // connection and its answer back without a thread crossing (a wake-up, reference counts bouncing between
-  // cores), and the API's threads stay free for requests during a fan-out: with them on the I/O threads a
-  // fan-out cost a third more CPU per delivery (bench/README, "Delivery threads").
+  // cores), and the API's threads stay free for requests during a fan-out: with them on the two I/O threads a
+  // delivery cost 8.6-10.2 us of CPU against 6.7-8.0 us on one (bench/README, sixth round, item 1).
   boost::asio::io_context delivery_io(static_cast<int>(config->server.delivery_threads));
   auto delivery_work = boost::asio::make_work_guard(delivery_io);  // its loops start after run()
   std::unique_ptr<transport::TransportRegistry> transports;
