@@ -104,6 +104,32 @@ struct Pace {
   std::optional<Park> park;         // the provider rejected this credential (as of its date_updated)
 };
 
+// Resolved deliveries waiting for a sender, oldest first, kept in the pages they came in: a delivery is moved
+// once, from its page into its completion, not first into a queue of its own.
+class ReadyQueue {
+ public:
+  void push_page(std::vector<DeliveryRecord>&& page) {
+    if (page.empty()) return;
+    size_ += page.size();
+    pages_.push_back(std::move(page));
+  }
+  bool empty() const { return size_ == 0; }
+  std::size_t size() const { return size_; }
+  DeliveryRecord& front() { return pages_.front()[next_]; }
+  void pop_front() {
+    --size_;
+    if (++next_ == pages_.front().size()) {
+      pages_.pop_front();
+      next_ = 0;
+    }
+  }
+
+ private:
+  std::deque<std::vector<DeliveryRecord>> pages_;  // none empty
+  std::size_t next_ = 0;                           // the first waiting entry of pages_.front()
+  std::size_t size_ = 0;
+};
+
 template <class T>
 asio::awaitable<T> call(std::function<T()> fn) {
   co_return fn();
@@ -134,7 +160,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   // kReadyPages pages here and in progress, so that senders never wait for a page's transaction: before, a
   // page could only be asked for once senders had made room for it, and one page of a quarter of that room
   // at a time, each a store round trip, paced the whole fan-out.
-  std::deque<DeliveryRecord> ready;
+  ReadyQueue ready;
   // Claimed rows (retries, direct notifications) waiting for a sender: they go before `ready`, so that a
   // long fan-out, which keeps every sender busy, does not hold back what falls due meanwhile. At most
   // claim_cap() of them; one that waited half its lease is not sent (the lease brings it back).
@@ -295,7 +321,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
       total += static_cast<std::int64_t>(page->added);
       progress[n.seq].remaining += static_cast<std::int64_t>(page->added);
-      for (auto& d : page->deliveries) ready.push_back(std::move(d));
+      ready.push_page(std::move(page->deliveries));
       pump();
       if (page->done) audience_done = exhausted = true;
     }

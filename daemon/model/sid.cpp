@@ -62,14 +62,21 @@ std::string make_uuid() {
 }
 
 std::string apns_id_for(std::string_view notification_sid, std::int64_t binding_seq) {
-  // The SID's 32 hex digits as 16 bytes (a short or odd SID leaves zeros), then the binding's seq added into
-  // the last 6 bytes (mod 2^48): those are random bits of the SID, so ids of different notifications do not
-  // meet, and seqs of one notification differ there.
-  std::array<unsigned char, 16> b{};
+  return ApnsIds(notification_sid).for_binding(binding_seq);
+}
+
+ApnsIds::ApnsIds(std::string_view notification_sid) {
+  // The SID's 32 hex digits as 16 bytes (a short or odd SID leaves zeros).
   std::string_view hex = notification_sid.size() >= 32 ? notification_sid.substr(notification_sid.size() - 32)
                                                        : notification_sid;
-  for (std::size_t i = 0; i + 1 < hex.size() && i / 2 < b.size(); i += 2)
-    b[i / 2] = static_cast<unsigned char>(hex_value(hex[i]) << 4 | hex_value(hex[i + 1]));
+  for (std::size_t i = 0; i + 1 < hex.size() && i / 2 < sid_bytes_.size(); i += 2)
+    sid_bytes_[i / 2] = static_cast<unsigned char>(hex_value(hex[i]) << 4 | hex_value(hex[i + 1]));
+}
+
+std::string ApnsIds::for_binding(std::int64_t binding_seq) const {
+  // The binding's seq added into the last 6 bytes (mod 2^48): those are random bits of the SID, so ids of
+  // different notifications do not meet, and seqs of one notification differ there.
+  std::array<unsigned char, 16> b = sid_bytes_;
   std::uint64_t tail = 0;
   for (std::size_t i = 10; i < 16; ++i) tail = tail << 8 | b[i];
   tail = (tail + static_cast<std::uint64_t>(binding_seq)) & 0xffffffffffffULL;

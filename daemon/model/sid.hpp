@@ -1,6 +1,7 @@
 #pragma once
 // SIDs (two-letter prefix + 32 lowercase hex: a millisecond timestamp, then OpenSSL CSPRNG bytes) and their
 // syntax check. Thread-safe.
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,5 +17,15 @@ std::string make_uuid();
 // random digits and the binding's store sequence number, so that it is the same on every attempt, before
 // and after a restart, without being stored. Distinct for distinct bindings of one notification.
 std::string apns_id_for(std::string_view notification_sid, std::int64_t binding_seq);
+
+// apns_id_for() for many bindings of one notification: the SID is decoded once, not once per binding.
+class ApnsIds {
+ public:
+  explicit ApnsIds(std::string_view notification_sid);
+  std::string for_binding(std::int64_t binding_seq) const;
+
+ private:
+  std::array<unsigned char, 16> sid_bytes_{};
+};
 
 }  // namespace notifyd

@@ -73,7 +73,9 @@ enum class DeliveryState : int { pending = 0, delivered = 1, failed = 2, expired
 struct DeliveryRecord {
   std::int64_t seq = 0;
   std::int64_t notification_seq = 0;
-  std::string target_key;  // the binding sid, or "type:address" for a ToBinding item
+  // The binding sid, or "type:address" for a ToBinding item. Empty in a resolved page's deliveries: there it
+  // is the binding sid, which the store takes when it writes the delivery's row.
+  std::string target_key;
   std::optional<std::string> binding_sid;
   std::string binding_type;
   std::string address;

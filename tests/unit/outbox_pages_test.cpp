@@ -64,6 +64,16 @@ TEST(ApnsIdFor, StableDistinctAndAUuid) {
   EXPECT_NE(apns_id_for(make_sid("NT"), 1), apns_id_for(sid, 1));
 }
 
+// The ids are not stored: a restart (or an upgrade) must derive the very same ones, byte for byte.
+TEST(ApnsIdFor, IsTheSameDerivationForOneBindingOrAPageOfThem) {
+  const std::string sid = "NT0123456789abcdef0123456789abcdef";
+  // Bytes of the SID's digits; version 4 and the RFC 4122 variant set; 42 added to the last six bytes.
+  EXPECT_EQ(apns_id_for(sid, 42), "01234567-89ab-4def-8123-456789abce19");
+  const ApnsIds ids(sid);
+  for (std::int64_t seq : {0, 1, 42, 255, 256, 1000000, 0x7fffffff})
+    EXPECT_EQ(ids.for_binding(seq), apns_id_for(sid, seq));
+}
+
 class OutboxPagesTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -70,20 +70,22 @@ void log_exception(const std::shared_ptr<spdlog::logger>& log, const char* what,
 struct PendingSend {
   using Hook = bi::list_member_hook<>;  // safe mode: is_linked()
 
-  PendingSend(H2Request r, asio::any_io_executor caller)
-      : work(std::move(caller)), request_storage(std::move(r)) {}
+  PendingSend(H2Request r, asio::any_io_executor executor)
+      : caller(std::move(executor)), work(caller), request_storage(std::move(r)) {}
   virtual ~PendingSend() = default;
   PendingSend(const PendingSend&) = delete;
   PendingSend& operator=(const PendingSend&) = delete;
 
   // Runs the caller's completion handler; called on the caller's executor (`work`), never on the strand.
   // `sole_owner`: no stream shares the request any more (it may be moved back to the caller).
-  virtual void invoke(H2Result result, bool sole_owner) = 0;
+  virtual void invoke(H2Result&& result, bool sole_owner) = 0;
 
   // What a stream holds; a retry after `refused` resends this very request (same apns-id).
   std::shared_ptr<const H2Request> request() const { return {self, &request_storage}; }
 
-  // The caller's executor, with outstanding work while the send is pending.
+  // The caller's executor, and outstanding work on it while the send is pending. Compared by reference when
+  // results are handed over: a copy of the work guard's executor counts work up and down once more.
+  asio::any_io_executor caller;
   asio::executor_work_guard<asio::any_io_executor> work;
   Hook by_deadline;
   Hook in_queue;
@@ -101,7 +103,7 @@ template <class Handler, bool kReturnRequest>
 struct PendingSendOf final : PendingSend {
   PendingSendOf(H2Request r, Handler h)
       : PendingSend(std::move(r), asio::get_associated_executor(h)), handler(std::move(h)) {}
-  void invoke(H2Result result, bool sole_owner) override {
+  void invoke(H2Result&& result, bool sole_owner) override {
     if constexpr (kReturnRequest) {
       if (sole_owner) {
         std::move(handler)(std::move(result), std::move(request_storage));
@@ -333,7 +335,7 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
           continue;
         }
         auto sub = conn->submit(
-            p.request(), [this, pp = &p](std::int32_t, H2Result r) { on_stream_done(*pp, std::move(r)); });
+            p.request(), [this, pp = &p](std::int32_t, H2Result&& r) { on_stream_done(*pp, std::move(r)); });
         if (!sub) {  // raced with a SETTINGS/GOAWAY change (refused): pick again, bounded like a refusal
           if (sub.failure != H2Failure::refused || ++p.refused > kMaxRefusedRetries) {
             it = unqueue(it);
@@ -358,7 +360,7 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // From inside the stream's Session callback: only bookkeeping here; a retry is queued and serviced later.
-  void on_stream_done(PendingSend& p, H2Result result) {
+  void on_stream_done(PendingSend& p, H2Result&& result) {
     bump(in_flight_, -1);
     std::shared_ptr<Connection> conn = std::move(p.conn);
     const std::int32_t stream_id = p.stream_id;
@@ -377,7 +379,7 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
     finish(p, std::move(result));
   }
 
-  void finish(PendingSend& p, H2Result result) {
+  void finish(PendingSend& p, H2Result&& result) {
     deadlines_.erase(deadlines_.iterator_to(p));
     finished_.push_back(Finished{std::move(p.self), std::move(result)});
     schedule_hand_over();
@@ -396,11 +398,12 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
     hand_over_posted_ = false;
     std::vector<Finished> batch;
     batch.swap(finished_);
+    finished_.reserve(batch.size());  // the next batch is about as large: not grown from empty, moving all
     std::size_t first = 0;
     while (first < batch.size()) {
-      const asio::any_io_executor ex = batch[first].send->work.get_executor();
+      const asio::any_io_executor& ex = batch[first].send->caller;
       std::size_t end = first + 1;
-      while (end < batch.size() && batch[end].send->work.get_executor() == ex) ++end;
+      while (end < batch.size() && batch[end].send->caller == ex) ++end;
       std::vector<Finished> part;
       if (first == 0 && end == batch.size()) {
         part.swap(batch);  // the usual case: every caller on one executor
@@ -408,7 +411,7 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
         part.assign(std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(first)),
                     std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(end)));
       }
-      asio::post(ex, [part = std::move(part)]() mutable { hand_over(part); });
+      asio::post(asio::any_io_executor(ex), [part = std::move(part)]() mutable { hand_over(part); });
       first = end;
     }
   }

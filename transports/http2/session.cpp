@@ -356,7 +356,7 @@ void Session::flush_completions() {
     for (auto& [fn, arg] : running_) {
       log_->debug("{}[S{}] done: {} status={} {}", options_.log_prefix, arg.first,
                   to_string(arg.second.failure), arg.second.response.status, arg.second.detail);
-      if (fn) fn(arg.first, std::move(arg.second));
+      if (fn) fn(arg.first, std::move(arg.second));  // by reference: moved from once, by its owner
     }
     running_.clear();
   }

@@ -41,7 +41,8 @@ struct SubmitResult {
 
 class Session {
  public:
-  using Completion = std::function<void(std::int32_t stream_id, H2Result result)>;
+  // The result is the completion's to move from (a reference: it is not moved once more on its way in).
+  using Completion = std::function<void(std::int32_t stream_id, H2Result&& result)>;
 
   // Queues the client preface and our SETTINGS (ENABLE_PUSH 0, windows). Throws std::bad_alloc only.
   explicit Session(SessionOptions options);

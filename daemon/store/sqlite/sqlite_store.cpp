@@ -766,7 +766,8 @@ bool insert_delivery(Db& db, DeliveryRecord& d) {
       "last_reason, provider_status, apns_id, leased) "
       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)");
   s.bind(1, d.notification_seq)
-      .bind(2, std::string_view(d.target_key))
+      .bind(2, d.target_key.empty() && d.binding_sid ? std::string_view(*d.binding_sid)
+                                                     : std::string_view(d.target_key))
       .bind(3, d.binding_sid)
       .bind(4, std::string_view(d.binding_type))
       .bind(5, std::string_view(d.address))
@@ -788,20 +789,19 @@ bool insert_delivery(Db& db, DeliveryRecord& d) {
 
 // A pending delivery of a notification to the binding in the current row of `s`, whose columns from `first`
 // are sid, identity, binding_type, address, credential_sid, notification_protocol_version, date_updated.
-DeliveryRecord delivery_to_binding(const Stmt& s, int first, std::int64_t notification_seq,
-                                   std::string_view notification_sid, std::int64_t binding_seq) {
-  DeliveryRecord d;
+// Filled in place (a DeliveryRecord is costly to move). Its target_key is left empty: insert_delivery takes
+// the binding SID for it, and a resolved page's deliveries mostly never get a row.
+void fill_delivery_to_binding(DeliveryRecord& d, const Stmt& s, int first, std::int64_t notification_seq,
+                              const ApnsIds& apns_ids, std::int64_t binding_seq) {
   d.notification_seq = notification_seq;
   d.binding_sid = s.column_text(first);
-  d.target_key = *d.binding_sid;
   d.identity = s.column_text(first + 1);
   d.binding_type = s.column_text(first + 2);
   d.address = s.column_text(first + 3);
   d.credential_sid = s.column_optional_text(first + 4);
   d.protocol_version = s.column_text(first + 5);
   d.binding_updated = s.column_int(first + 6);
-  d.apns_id = apns_id_for(notification_sid, binding_seq);
-  return d;
+  d.apns_id = apns_ids.for_binding(binding_seq);
 }
 
 }  // namespace
@@ -919,10 +919,11 @@ Result<ResolvedPage> SqliteStore::resolve_page(std::int64_t notification_seq, co
     std::vector<std::int64_t> binding_seqs;
     batch.reserve(page_size);
     binding_seqs.reserve(page_size);
+    const ApnsIds apns_ids(notification_sid);
     while (q.step()) {
       cursor = q.column_int(0);
       binding_seqs.push_back(cursor);
-      batch.push_back(delivery_to_binding(q, 1, notification_seq, notification_sid, cursor));
+      fill_delivery_to_binding(batch.emplace_back(), q, 1, notification_seq, apns_ids, cursor);
     }
     q.reset();
     page.done = batch.size() < page_size;
@@ -1067,7 +1068,8 @@ std::int64_t page_entries_to_rows(Db& db) {
         ++gone;  // deleted since it was resolved: nobody to deliver to
         continue;
       }
-      auto d = delivery_to_binding(b, 0, page.notification_seq, notification_sid, page.targets[i]);
+      DeliveryRecord d;
+      fill_delivery_to_binding(d, b, 0, page.notification_seq, ApnsIds(notification_sid), page.targets[i]);
       b.reset();
       if (insert_delivery(db, d)) ++rows;
     }
