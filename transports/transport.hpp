@@ -78,7 +78,8 @@ class Transport {
   // `executor` (never inside this call). Fan-out sends this way, as a coroutine frame and its resumption per
   // delivery were a measurable part of a delivery's cost. The default runs deliver() in a coroutine on
   // `executor`; a transport whose exchange is callback-driven (APNs) overrides it.
-  virtual void deliver_async(Delivery delivery, boost::asio::any_io_executor executor,
+  // By reference: the delivery is the transport's to move from (not moved once more on its way in).
+  virtual void deliver_async(Delivery&& delivery, const boost::asio::any_io_executor& executor,
                              std::unique_ptr<DeliveryCompletion> done);
   virtual boost::asio::awaitable<void> drain() = 0;  // GOAWAY, finish in flight, close
 };

@@ -14,7 +14,7 @@
 
 namespace notifyd::transport {
 
-void Transport::deliver_async(Delivery delivery, boost::asio::any_io_executor executor,
+void Transport::deliver_async(Delivery&& delivery, const boost::asio::any_io_executor& executor,
                               std::unique_ptr<DeliveryCompletion> done) {
   auto run = [](Transport& self, Delivery d, DeliveryCompletion& completion) -> boost::asio::awaitable<void> {
     DeliveryResult result;

@@ -57,7 +57,7 @@ class ScriptedTransport final : public transport::Transport {
   boost::asio::awaitable<void> drain() override { co_return; }
 
   // A transport bug: throws before taking the delivery, once for each address in throw_once().
-  void deliver_async(transport::Delivery d, boost::asio::any_io_executor executor,
+  void deliver_async(transport::Delivery&& d, const boost::asio::any_io_executor& executor,
                      std::unique_ptr<transport::DeliveryCompletion> done) override {
     {
       std::lock_guard lk(mu_);
@@ -66,7 +66,7 @@ class ScriptedTransport final : public transport::Transport {
         throw std::runtime_error("scripted transport bug");
       }
     }
-    transport::Transport::deliver_async(std::move(d), std::move(executor), std::move(done));
+    transport::Transport::deliver_async(std::move(d), executor, std::move(done));
   }
   void throw_once(const std::string& address) {
     std::lock_guard lk(mu_);
@@ -331,7 +331,14 @@ TEST_F(DispatcherTest, RetriesWithBackoffKeepingTheApnsIdThenDelivers) {
   EXPECT_EQ(attempts[0].apns_id, attempts[2].apns_id);
   EXPECT_GE(attempts[1].at - attempts[0].at, std::chrono::milliseconds(40));  // ~50 ms with jitter
   EXPECT_GE(attempts[2].at - attempts[1].at, std::chrono::milliseconds(80));  // ~100 ms: it doubles
-  EXPECT_EQ(dispatcher_->stats().retried, 2u);
+  auto stats = dispatcher_->stats();
+  EXPECT_EQ(stats.retried, 2u);
+  // Every transport result per channel and outcome; the delivered one counted once, as attempt and outcome.
+  EXPECT_EQ(stats.by_channel.size(), 1u);
+  const auto& apn = stats.by_channel["apn"];
+  EXPECT_EQ(apn.attempts, (std::map<std::string, std::uint64_t>{{"delivered", 1}, {"retry_later", 2}}));
+  EXPECT_EQ(apn.delivered, 1u);
+  EXPECT_EQ(apn.failed + apn.expired, 0u);
 }
 
 // A long fan-out keeps every sender busy; a retry that falls due meanwhile still goes out on time (claimed

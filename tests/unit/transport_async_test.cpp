@@ -36,7 +36,7 @@ class CoroutineTransport final : public Transport {
 class CallbackTransport final : public Transport {
  public:
   asio::awaitable<DeliveryResult> deliver(Delivery d) override { return await_delivery(*this, std::move(d)); }
-  void deliver_async(Delivery d, asio::any_io_executor executor,
+  void deliver_async(Delivery&& d, const asio::any_io_executor& executor,
                      std::unique_ptr<DeliveryCompletion> done) override {
     ++calls;
     asio::post(executor, [done = std::move(done), sid = d.binding_sid]() mutable {

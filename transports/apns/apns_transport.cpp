@@ -300,8 +300,8 @@ struct ApnsTransport::Impl::Send final : http2::SendCompletion {
   // Sends with `exchange` as the completion.
   static void send_owned(std::unique_ptr<Send> exchange, http2::H2Request&& request) {
     http2::Http2Pool& pool = *exchange->route.pool;  // held by the exchange, which the pool holds until done
-    auto executor = exchange->executor;
-    pool.send_returning(std::move(request), std::move(executor), std::move(exchange));
+    const auto& executor = exchange->executor;       // the exchange stays where it is; only its owner moves
+    pool.send_returning(std::move(request), executor, std::move(exchange));
   }
 };
 
@@ -414,7 +414,7 @@ boost::asio::awaitable<DeliveryResult> ApnsTransport::deliver(Delivery d) {
 }
 
 // The request is built here, where the delivery is at hand; only what the exchange needs goes on with it.
-void ApnsTransport::deliver_async(Delivery d, boost::asio::any_io_executor executor,
+void ApnsTransport::deliver_async(Delivery&& d, const boost::asio::any_io_executor& executor,
                                   std::unique_ptr<DeliveryCompletion> done) {
   using Outcome = DeliveryResult::Outcome;
   auto answer_now = [&](DeliveryResult r) {  // on the caller's executor, as every completion

@@ -35,7 +35,7 @@ class ApnsTransport final : public Transport {
   ~ApnsTransport() override;
 
   boost::asio::awaitable<DeliveryResult> deliver(Delivery delivery) override;  // await_delivery()
-  void deliver_async(Delivery delivery, boost::asio::any_io_executor executor,
+  void deliver_async(Delivery&& delivery, const boost::asio::any_io_executor& executor,
                      std::unique_ptr<DeliveryCompletion> done) override;
   boost::asio::awaitable<void> drain() override;
 

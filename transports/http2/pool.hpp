@@ -80,7 +80,7 @@ class Http2Pool {
   // stream holds it any more (the usual case), else copied.
   boost::asio::awaitable<std::tuple<H2Result, H2Request>> send_returning(H2Request request);
   // The same without a coroutine: returns at once; `done` completes on `executor`, never inside this call.
-  void send_returning(H2Request request, boost::asio::any_io_executor executor,
+  void send_returning(H2Request&& request, const boost::asio::any_io_executor& executor,
                       std::unique_ptr<SendCompletion> done);
   // Sends GOAWAY on every connection, waits (bounded by request_timeout) for open streams, then closes.
   boost::asio::awaitable<void> drain();
