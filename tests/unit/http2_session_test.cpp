@@ -22,6 +22,7 @@ class FakeServer {
   struct Request {
     std::string method, path, body;
     std::vector<std::pair<std::string, std::string>> headers;
+    std::map<std::string, std::uint8_t> header_flags;  // NGHTTP2_NV_FLAG_NO_INDEX: sent "never indexed"
     bool complete = false;
     std::string response_body;
     std::size_t response_offset = 0;
@@ -77,13 +78,18 @@ class FakeServer {
     return out;
   }
 
+  // The size of the HPACK dynamic table the server decodes with (the client's encoder mirrors it).
+  std::size_t dynamic_table_size() const {
+    return nghttp2_session_get_hd_inflate_dynamic_table_size(session_);
+  }
+
   std::map<std::int32_t, Request> requests_;
   std::size_t pings_ = 0;
 
  private:
   static FakeServer& self(void* p) { return *static_cast<FakeServer*>(p); }
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t nl,
-                       const std::uint8_t* value, std::size_t vl, std::uint8_t, void* user) {
+                       const std::uint8_t* value, std::size_t vl, std::uint8_t flags, void* user) {
     auto& r = self(user).requests_[frame->hd.stream_id];
     std::string n(reinterpret_cast<const char*>(name), nl), v(reinterpret_cast<const char*>(value), vl);
     if (n == ":method")
@@ -92,6 +98,7 @@ class FakeServer {
       r.path = v;
     else if (n[0] != ':')
       r.headers.emplace_back(n, v);
+    r.header_flags[n] = flags;
     return 0;
   }
   static int on_data(nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* data,
@@ -185,6 +192,43 @@ TEST(Http2Session, SettingsThenRoundTripWithBody) {
   EXPECT_EQ(req.path, "/3/device/abc");
   EXPECT_EQ(req.body, "{\"aps\":{}}");
   EXPECT_EQ(client.open_streams(), 0u);
+}
+
+// apns-id is new on every request: kept out of the dynamic table, but for the first of a session, whose entry
+// lets the later ones name the header by index. Credentials are never indexed.
+TEST(Http2Session, ApnsIdIsIndexedOnceThenSentNeverIndexed) {
+  Session client(options());
+  FakeServer server(100, true);
+  pump(client, server);
+  std::vector<std::string> ids;
+  std::vector<std::size_t> table_after;
+  std::vector<std::int32_t> streams;
+  for (int i = 0; i < 3; ++i) {
+    ids.push_back("9f2a5c1e-0000-4000-8000-00000000000" + std::to_string(i));
+    H2Request r = post("/3/device/abc");
+    r.headers.emplace_back("apns-id", ids.back());
+    Outcome out;
+    auto sub = client.submit(std::move(r), out.callback());
+    ASSERT_TRUE(sub);
+    streams.push_back(sub.stream_id);
+    pump(client, server);
+    ASSERT_TRUE(out.result);
+    table_after.push_back(server.dynamic_table_size());
+  }
+  for (int i = 0; i < 3; ++i) {
+    const auto& req = server.requests_.at(streams[static_cast<std::size_t>(i)]);
+    auto it = std::find_if(req.headers.begin(), req.headers.end(),
+                           [](const auto& h) { return h.first == "apns-id"; });
+    ASSERT_NE(it, req.headers.end());
+    EXPECT_EQ(it->second, ids[static_cast<std::size_t>(i)]);
+    EXPECT_EQ(req.header_flags.at("apns-id") & NGHTTP2_NV_FLAG_NO_INDEX,
+              i == 0 ? 0 : NGHTTP2_NV_FLAG_NO_INDEX)
+        << "request " << i;
+    EXPECT_EQ(req.header_flags.at("authorization") & NGHTTP2_NV_FLAG_NO_INDEX, NGHTTP2_NV_FLAG_NO_INDEX);
+  }
+  // The later requests add nothing to the table: their headers are all indexed but apns-id, never indexed.
+  EXPECT_EQ(table_after[1], table_after[0]);
+  EXPECT_EQ(table_after[2], table_after[0]);
 }
 
 TEST(Http2Session, StreamLimitFromPeerSettings) {

@@ -291,10 +291,16 @@ SubmitResult Session::submit(std::shared_ptr<const H2Request> request, Completio
       // Credentials stay out of the HPACK dynamic table (and out of any log line); so does a value that is
       // new on every request (APNs' apns-id): indexing it would only evict useful entries, and the encoder
       // searches a table full of such values on every request (the largest HPACK cost at fan-out rates).
+      // The first apns-id of a session is indexed all the same: the later ones then name it by its index
+      // (the encoder looks up the name of an unindexed field too) instead of a Huffman-coded literal name.
       std::string_view n(name);
-      nv[i++] =
-          make_nv(name, value,
-                  n == "authorization" || n == "apns-id" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
+      std::uint8_t flags = NGHTTP2_NV_FLAG_NONE;
+      if (n == "authorization") {
+        flags = NGHTTP2_NV_FLAG_NO_INDEX;
+      } else if (n == "apns-id") {
+        flags = std::exchange(apns_id_name_indexed_, true) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+      }
+      nv[i++] = make_nv(name, value, flags);
     }
   };
   if (req.shared_headers) add(*req.shared_headers);

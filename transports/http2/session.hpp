@@ -123,6 +123,7 @@ class Session {
   bool failed_ = false;
   bool shutting_down_ = false;
   bool flushing_ = false;
+  bool apns_id_name_indexed_ = false;  // see submit()
   bool ping_outstanding_ = false;
   std::chrono::steady_clock::time_point ping_sent_at_{};
   std::uint64_t ping_counter_ = 0;
