@@ -133,6 +133,41 @@ class OutboxPagesTest : public ::testing::Test {
   NotificationRecord notification_;
 };
 
+// A tag is read along binding_tags, without comparing each binding's service and account again: bindings of
+// another service (even of another account) with the same tags are never resolved.
+TEST_F(OutboxPagesTest, ATagResolvesOnlyTheNotificationsServiceBindings) {
+  for (const std::string& account : {kAccount, std::string("AC00000000000000000000000000000002")}) {
+    ServiceRecord other;
+    other.sid = make_sid("IS");
+    other.account_sid = account;
+    other.date_created = other.date_updated = 1700000000;
+    other = store_->insert_service(other).value();
+    for (int i = 0; i < 3; ++i) {
+      BindingRecord b = bindings_[0];
+      b.sid = make_sid("BS");
+      b.account_sid = account;
+      b.service_sid = other.sid;
+      b.address = "other" + std::to_string(i);
+      b.tags = {"t", "u"};
+      store_->insert_binding(b).value();
+    }
+  }
+  std::set<std::string> got;
+  for (const auto& d : resolve(100).deliveries) got.insert(*d.binding_sid);
+  std::set<std::string> expected;
+  for (const auto& b : bindings_) expected.insert(b.sid);
+  EXPECT_EQ(got, expected);
+  // A second explicit tag, checked for each row beside the driving one: none of this service has it.
+  NotificationRecord second = notification_;
+  second.sid = make_sid("NT");
+  second = store_->insert_notification(second, {}).value();
+  BindingFilter f;
+  f.tags = {"t", "u"};
+  auto page = store_->resolve_page(second.seq, f, 100).value();
+  EXPECT_TRUE(page.deliveries.empty());
+  EXPECT_TRUE(page.done);
+}
+
 TEST_F(OutboxPagesTest, AResolvedPageIsOneRowAndItsDeliveriesHaveNone) {
   auto page = resolve(6);
   ASSERT_EQ(page.deliveries.size(), 6u);

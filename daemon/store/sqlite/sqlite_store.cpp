@@ -638,6 +638,7 @@ namespace {
 
 // The WHERE clause of a binding filter within one service, and its binds in order.
 struct FilterSql {
+  bool scoped = true;  // begins with the service and account (bound first)
   std::string where;
   std::vector<std::string> texts;  // bound after service_sid and account_sid
   std::vector<std::int64_t> ints;  // bound after the texts
@@ -645,9 +646,12 @@ struct FilterSql {
 
 // `driving_tag`: a tag the caller already matches by reading binding_tags (see resolve_page); left out here.
 // Columns are qualified, so the clause also serves a query that joins binding_tags.
+// With a driving tag, the clause leaves out the service and account too (and bind_filter() their binds): the
+// caller's binding_tags rows are of the service already, and its SID is unique (two text comparisons a row).
 FilterSql binding_filter_sql(const BindingFilter& filter, std::string_view driving_tag = {}) {
   FilterSql f;
-  f.where = "bindings.service_sid = ? AND bindings.account_sid = ?";
+  f.scoped = driving_tag.empty();
+  f.where = f.scoped ? "bindings.service_sid = ? AND bindings.account_sid = ?" : "1";
   if (!filter.identities.empty())
     f.where += " AND bindings.identity IN (" + placeholders(filter.identities.size()) + ")";
   f.texts.insert(f.texts.end(), filter.identities.begin(), filter.identities.end());
@@ -687,8 +691,11 @@ FilterSql binding_filter_sql(const BindingFilter& filter, std::string_view drivi
 // Binds service, account and the filter's values from index `first`; returns the next free index.
 int bind_filter(Stmt& s, const FilterSql& f, std::string_view service_sid, std::string_view account_sid,
                 int first = 1) {
-  s.bind(first, service_sid).bind(first + 1, account_sid);
-  int i = first + 2;
+  int i = first;
+  if (f.scoped) {
+    s.bind(i, service_sid).bind(i + 1, account_sid);
+    i += 2;
+  }
   for (const auto& t : f.texts) s.bind(i++, std::string_view(t));
   for (auto v : f.ints) s.bind(i++, v);
   return i;
