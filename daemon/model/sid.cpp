@@ -36,14 +36,15 @@ std::string format_uuid(std::array<unsigned char, 16> b) {
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(36, '-');  // made once per delivery at fan-out rates: written in place
+  // Made once per delivery at fan-out rates: written into a buffer, then one string made of it.
+  char out[36];
   std::size_t at = 0;
   for (std::size_t i = 0; i < b.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) ++at;
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[at++] = '-';
     out[at++] = kHex[b[i] >> 4];
     out[at++] = kHex[b[i] & 0xf];
   }
-  return out;
+  return std::string(out, sizeof out);
 }
 
 int hex_value(char c) {
