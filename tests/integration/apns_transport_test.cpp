@@ -213,6 +213,42 @@ TEST_F(ApnsTransportTest, ManyDeliveriesShareFewConnections) {
   EXPECT_EQ(transport_.pool_count(), 1u);
 }
 
+// Two notifications' deliveries interleaved on one credential (the transport keeps the shared headers of the
+// last few notifications it built): each request carries its own notification's headers.
+TEST_F(ApnsTransportTest, InterleavedNotificationsEachSendTheirOwnHeaders) {
+  auto credential = certificate_credential();
+  // Appended rather than a literal plus std::to_string: GCC 12 warns (-Wrestrict) about that form at -O3.
+  auto numbered = [](std::string prefix, int n) { return prefix.append(std::to_string(n)); };
+  std::vector<std::future<DeliveryResult>> results;
+  for (int i = 0; i < 40; ++i) {
+    Delivery d = delivery_for(credential);
+    d.apns_priority = i % 2 == 0 ? 10 : 5;
+    d.apns_expiration = 1900000000 + i % 5;  // five notifications: more than the transport keeps
+    d.apns_push_type = i % 3 == 0 ? "background" : "alert";
+    if (i % 4 == 0) d.apns_collapse_id = numbered("c", i % 5);
+    d.apns_id = numbered("9f2a5c1e-0000-4000-8000-0000000000", 10 + i);
+    results.push_back(
+        boost::asio::co_spawn(io_.io(), transport_.deliver(std::move(d)), boost::asio::use_future));
+  }
+  for (auto& f : results) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+    EXPECT_EQ(f.get().outcome, Outcome::delivered);
+  }
+  auto requests = production_.requests();
+  ASSERT_EQ(requests.size(), 40u);
+  for (const auto& r : requests) {
+    int i = std::stoi(r.header("apns-id").substr(34)) - 10;
+    EXPECT_EQ(r.header("apns-priority"), i % 2 == 0 ? "10" : "5") << i;
+    EXPECT_EQ(r.header("apns-expiration"), std::to_string(1900000000 + i % 5)) << i;
+    EXPECT_EQ(r.header("apns-push-type"), i % 3 == 0 ? "background" : "alert") << i;
+    EXPECT_EQ(r.has_header("apns-collapse-id"), i % 4 == 0) << i;
+    if (i % 4 == 0) {
+      EXPECT_EQ(r.header("apns-collapse-id"), numbered("c", i % 5)) << i;
+    }
+    EXPECT_EQ(r.header("apns-topic"), "com.example.app");
+  }
+}
+
 // The request of a delivery is built once and handed back by the pool: the retry after a refused provider
 // token is that very request (path, apns-id, payload) with only the authorization header renewed.
 TEST(ApnsTransportTokenRefresh, TheRetryAfterARefusedTokenIsTheSameRequestWithTheFreshToken) {

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <vector>
+
 #include "tests/support/test_credentials.hpp"
 #include "transports/apns/provider_token.hpp"
 
@@ -58,6 +61,54 @@ TEST(ApnsRequest, CarriesPathAndEveryApnsHeader) {
   EXPECT_EQ(header(*r, "authorization"), "bearer jwt-token");
   EXPECT_EQ(header(*r, "apns-collapse-id"), "<absent>");
   EXPECT_EQ(r->body, R"({"aps":{"alert":"hi"}})");
+}
+
+// A fan-out's requests share their notification's headers with the credential's; each carries only its
+// apns-id, path and payload of its own. A renewed token rebases them, keeping the notification's fields.
+TEST(ApnsRequest, NotificationHeadersAreSharedAndEachRequestKeepsItsApnsId) {
+  auto credential = shared_headers("com.example.app", "jwt-1");
+  Delivery d = sample_delivery();
+  d.apns_collapse_id = "c1";
+  auto shared = notification_headers(credential, d);
+  EXPECT_TRUE(shared->fits(credential.get(), d));
+  auto r = build_binding_request(Delivery(d), shared);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->shared_headers.get(), &shared->all);
+  ASSERT_EQ(r->headers.size(), 1u);
+  EXPECT_EQ(r->headers[0], (std::pair<std::string, std::string>{"apns-id", d.apns_id}));
+  EXPECT_EQ(r->path, "/3/device/" + std::string(64, 'a'));
+  EXPECT_EQ(r->body, d.body);
+  // The same header set, with the same values, as build_request() gives.
+  auto whole = build_request(d, "com.example.app", "jwt-1");
+  ASSERT_TRUE(whole);
+  for (auto name : {"apns-topic", "content-type", "authorization", "apns-push-type", "apns-priority",
+                    "apns-expiration", "apns-collapse-id", "apns-id"}) {
+    EXPECT_EQ(header(*r, name), header(*whole, name)) << name;
+  }
+  EXPECT_EQ(r->shared_headers->size() + r->headers.size(),
+            whole->headers.size() + whole->shared_headers->size());
+
+  // Another notification (any field), or other credential headers, does not fit.
+  for (auto change : std::vector<std::function<void(Delivery&)>>{
+           [](Delivery& x) { x.apns_priority = 10; }, [](Delivery& x) { x.apns_expiration += 1; },
+           [](Delivery& x) { x.apns_push_type = "background"; },
+           [](Delivery& x) { x.apns_collapse_id.reset(); }}) {
+    Delivery other = d;
+    change(other);
+    EXPECT_FALSE(shared->fits(credential.get(), other));
+  }
+  auto renewed = shared_headers("com.example.app", "jwt-2");
+  EXPECT_FALSE(shared->fits(renewed.get(), d));
+  auto rebased = rebase(*shared, renewed);
+  EXPECT_TRUE(rebased->fits(renewed.get(), d));
+  r->shared_headers = as_shared_headers(rebased);
+  EXPECT_EQ(header(*r, "authorization"), "bearer jwt-2");
+  EXPECT_EQ(header(*r, "apns-collapse-id"), "c1");
+  EXPECT_EQ(header(*r, "apns-priority"), "5");
+
+  Delivery big = d;
+  big.body = std::string(4097, ' ');
+  EXPECT_FALSE(build_binding_request(std::move(big), shared));
 }
 
 TEST(ApnsRequest, CertificateAuthSendsNoAuthorization) {

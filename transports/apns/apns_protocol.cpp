@@ -47,6 +47,71 @@ std::optional<http2::H2Request> build_request(Delivery&& d, std::shared_ptr<cons
   return out;
 }
 
+bool NotificationHeaders::fits(const http2::HeaderList* credential_headers, const Delivery& d) const {
+  return credential.get() == credential_headers && priority == d.apns_priority &&
+         expiration == d.apns_expiration && push_type == d.apns_push_type &&
+         collapse_id == d.apns_collapse_id;
+}
+
+namespace {
+
+std::shared_ptr<const NotificationHeaders> make_notification_headers(NotificationHeaders h) {
+  h.all.reserve((h.credential ? h.credential->size() : 0) + 4);
+  if (h.credential) h.all = *h.credential;
+  h.all.emplace_back("apns-push-type", h.push_type);
+  h.all.emplace_back("apns-priority", decimal(h.priority));
+  h.all.emplace_back("apns-expiration", decimal(h.expiration));
+  if (h.collapse_id) h.all.emplace_back("apns-collapse-id", *h.collapse_id);
+  return std::make_shared<const NotificationHeaders>(std::move(h));
+}
+
+}  // namespace
+
+std::shared_ptr<const NotificationHeaders> notification_headers(
+    std::shared_ptr<const http2::HeaderList> credential_headers, const Delivery& d) {
+  NotificationHeaders h;
+  h.credential = std::move(credential_headers);
+  h.push_type = d.apns_push_type;
+  h.priority = d.apns_priority;
+  h.expiration = d.apns_expiration;
+  h.collapse_id = d.apns_collapse_id;
+  return make_notification_headers(std::move(h));
+}
+
+std::shared_ptr<const NotificationHeaders> rebase(
+    const NotificationHeaders& headers, std::shared_ptr<const http2::HeaderList> credential_headers) {
+  NotificationHeaders h;
+  h.credential = std::move(credential_headers);
+  h.push_type = headers.push_type;
+  h.priority = headers.priority;
+  h.expiration = headers.expiration;
+  h.collapse_id = headers.collapse_id;
+  return make_notification_headers(std::move(h));
+}
+
+std::shared_ptr<const http2::HeaderList> as_shared_headers(
+    std::shared_ptr<const NotificationHeaders> headers) {
+  const http2::HeaderList* all = &headers->all;
+  return {std::move(headers), all};
+}
+
+std::optional<http2::H2Request> build_binding_request(Delivery&& d,
+                                                      std::shared_ptr<const NotificationHeaders> shared) {
+  if (d.body.size() > kMaxPayloadBytes) return std::nullopt;
+  static constexpr std::string_view kPathPrefix = "/3/device/";
+  std::optional<http2::H2Request> out(std::in_place);
+  http2::H2Request& r = *out;
+  r.path.reserve(kPathPrefix.size() + d.address.size());
+  r.path.append(kPathPrefix).append(d.address);
+  r.shared_headers = as_shared_headers(std::move(shared));
+  if (!d.apns_id.empty()) {
+    r.headers.reserve(1);
+    r.headers.emplace_back("apns-id", std::move(d.apns_id));
+  }
+  r.body = std::move(d.body);
+  return out;
+}
+
 std::optional<http2::H2Request> build_request(const Delivery& d, const std::string& topic,
                                               const std::string& bearer) {
   if (d.body.size() > kMaxPayloadBytes) return std::nullopt;

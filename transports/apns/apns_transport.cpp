@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -152,6 +153,20 @@ struct PoolKeyLess {
   }
 };
 
+// The notification headers last built on this thread (apns::NotificationHeaders), a few: a fan-out sends one
+// notification's requests in a row, and a handful of notifications or credentials may interleave.
+std::shared_ptr<const apns::NotificationHeaders> shared_notification_headers(
+    std::shared_ptr<const http2::HeaderList> credential_headers, const Delivery& d) {
+  thread_local std::array<std::shared_ptr<const apns::NotificationHeaders>, 4> recent;
+  thread_local std::size_t next = 0;
+  for (const auto& h : recent) {
+    if (h && h->fits(credential_headers.get(), d)) return h;
+  }
+  auto& slot = recent[next++ % recent.size()];
+  slot = apns::notification_headers(std::move(credential_headers), d);
+  return slot;
+}
+
 struct LogIds {
   std::string notification_sid;
   std::string binding_sid;
@@ -249,6 +264,7 @@ struct ApnsTransport::Impl::Send final : http2::SendCompletion {
   Route route;
   std::shared_ptr<const CredentialRecord> credential;
   std::string bearer;  // the provider token the request carries (token auth)
+  std::shared_ptr<const apns::NotificationHeaders> notification;  // the request's shared headers
   LogIds ids;
   boost::asio::any_io_executor executor;
   std::unique_ptr<DeliveryCompletion> done;
@@ -256,11 +272,13 @@ struct ApnsTransport::Impl::Send final : http2::SendCompletion {
   int reroutes = 0;
 
   Send(std::shared_ptr<ApnsTransport::Impl> i, Route r, std::shared_ptr<const CredentialRecord> c,
-       std::string b, LogIds l, boost::asio::any_io_executor ex, std::unique_ptr<DeliveryCompletion> d)
+       std::string b, std::shared_ptr<const apns::NotificationHeaders> n, LogIds l,
+       boost::asio::any_io_executor ex, std::unique_ptr<DeliveryCompletion> d)
       : impl(std::move(i)),
         route(std::move(r)),
         credential(std::move(c)),
         bearer(std::move(b)),
+        notification(std::move(n)),
         ids(std::move(l)),
         executor(std::move(ex)),
         done(std::move(d)) {}
@@ -281,14 +299,15 @@ struct ApnsTransport::Impl::Send final : http2::SendCompletion {
   // The delivery's one completion: `done` is let go first, so that nothing can complete it twice.
   void finish_with(DeliveryResult&& result) { std::exchange(done, nullptr)->complete(std::move(result)); }
 
-  // Sends again, with the route's current shared headers (provider token).
+  // Sends again, with the route's current shared headers (provider token) under the notification's.
   void resend(http2::H2Request request) {
     auto headers = route.credential->headers_now(bearer);
     if (!headers) {
       return finish_with(failure(DeliveryResult::Outcome::credential_rejected,
                                  "provider token: " + headers.error().message));
     }
-    request.shared_headers = std::move(*headers);
+    if (notification->credential != *headers) notification = apns::rebase(*notification, std::move(*headers));
+    request.shared_headers = apns::as_shared_headers(notification);
     send(std::move(request));
   }
 
@@ -435,11 +454,12 @@ void ApnsTransport::deliver_async(Delivery&& d, const boost::asio::any_io_execut
   }
   std::shared_ptr<const CredentialRecord> credential = std::move(d.credential);
   LogIds ids{std::move(d.notification_sid), std::move(d.binding_sid)};
-  auto request = apns::build_request(std::move(d), std::move(*headers));
+  auto notification = shared_notification_headers(std::move(*headers), d);
+  auto request = apns::build_binding_request(std::move(d), notification);
   if (!request) return answer_now(failure(Outcome::payload_rejected, "PayloadTooLarge"));
   Impl::Send::send_owned(
       std::make_unique<Impl::Send>(impl_, std::move(*route), std::move(credential), std::move(bearer),
-                                   std::move(ids), executor, std::move(done)),
+                                   std::move(notification), std::move(ids), executor, std::move(done)),
       std::move(*request));
 }
 
