@@ -57,7 +57,7 @@ namespace {
 
 std::shared_ptr<const NotificationHeaders> make_notification_headers(NotificationHeaders h) {
   h.all.reserve((h.credential ? h.credential->size() : 0) + 4);
-  if (h.credential) h.all = *h.credential;
+  if (h.credential) h.all.insert(h.all.end(), h.credential->begin(), h.credential->end());
   h.all.emplace_back("apns-push-type", h.push_type);
   h.all.emplace_back("apns-priority", decimal(h.priority));
   h.all.emplace_back("apns-expiration", decimal(h.expiration));
@@ -80,12 +80,9 @@ std::shared_ptr<const NotificationHeaders> notification_headers(
 
 std::shared_ptr<const NotificationHeaders> rebase(
     const NotificationHeaders& headers, std::shared_ptr<const http2::HeaderList> credential_headers) {
-  NotificationHeaders h;
+  NotificationHeaders h = headers;
   h.credential = std::move(credential_headers);
-  h.push_type = headers.push_type;
-  h.priority = headers.priority;
-  h.expiration = headers.expiration;
-  h.collapse_id = headers.collapse_id;
+  h.all.clear();
   return make_notification_headers(std::move(h));
 }
 
