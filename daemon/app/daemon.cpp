@@ -136,6 +136,8 @@ int run_daemon(const std::string& config_path) {
   // connection and its answer back without a thread crossing (a wake-up, reference counts bouncing between
   // cores), and the API's threads stay free for requests during a fan-out: with them on the two I/O threads a
   // delivery cost 8.6-10.2 us of CPU against 6.7-8.0 us on one (bench/README, sixth round, item 1).
+  // Its concurrency hint is its thread count, as run below: with one thread (hint 1), make_strand_executor()
+  // gives its executor itself, no strand, to everything on it, which is only safe while one thread runs it.
   boost::asio::io_context delivery_io(static_cast<int>(config->server.delivery_threads));
   auto delivery_work = boost::asio::make_work_guard(delivery_io);  // its loops start after run()
   std::unique_ptr<transport::TransportRegistry> transports;

@@ -307,8 +307,12 @@ struct CallbackSender::Impl : std::enable_shared_from_this<Impl> {
       }
       // With every cached origin busy (max_origins below senders), the table grows past max_origins for now.
       if (lru != origins_.end()) {
-        asio::co_spawn(strand_, close_pool(lru->second.pool),
-                       [log = log_](std::exception_ptr e) { log_exception(log, "callback pool drain", e); });
+        // Posted, not spawned here: co_spawn may start the drain inline (on a one-thread io_context it does),
+        // and it must not run under mu_.
+        asio::post(strand_, [strand = strand_, pool = lru->second.pool, log = log_] {
+          asio::co_spawn(strand, close_pool(pool),
+                         [log](std::exception_ptr e) { log_exception(log, "callback pool drain", e); });
+        });
         origins_.erase(lru);
       }
     }

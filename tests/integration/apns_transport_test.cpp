@@ -213,38 +213,54 @@ TEST_F(ApnsTransportTest, ManyDeliveriesShareFewConnections) {
   EXPECT_EQ(transport_.pool_count(), 1u);
 }
 
-// Two notifications' deliveries interleaved on one credential (the transport keeps the shared headers of the
-// last few notifications it built): each request carries its own notification's headers.
+// Notifications interleaved on one credential (the transport keeps the shared headers of the last four it
+// built, and reuses them while they fit): each request carries its own notification's headers. Two that
+// differ in one field only alternate, for each field; then six in turn, more than the transport keeps, so
+// that some come back after theirs were dropped.
 TEST_F(ApnsTransportTest, InterleavedNotificationsEachSendTheirOwnHeaders) {
   auto credential = certificate_credential();
-  // Appended rather than a literal plus std::to_string: GCC 12 warns (-Wrestrict) about that form at -O3.
-  auto numbered = [](std::string prefix, int n) { return prefix.append(std::to_string(n)); };
-  std::vector<std::future<DeliveryResult>> results;
-  for (int i = 0; i < 40; ++i) {
-    Delivery d = delivery_for(credential);
-    d.apns_priority = i % 2 == 0 ? 10 : 5;
-    d.apns_expiration = 1900000000 + i % 5;  // five notifications: more than the transport keeps
-    d.apns_push_type = i % 3 == 0 ? "background" : "alert";
-    if (i % 4 == 0) d.apns_collapse_id = numbered("c", i % 5);
-    d.apns_id = numbered("9f2a5c1e-0000-4000-8000-0000000000", 10 + i);
-    results.push_back(
-        boost::asio::co_spawn(io_.io(), transport_.deliver(std::move(d)), boost::asio::use_future));
+  struct Fields {
+    int priority = 10;
+    std::int64_t expiration = 1900000000;
+    std::string push_type = "alert";
+    std::optional<std::string> collapse_id;
+  };
+  std::vector<std::pair<Fields, Fields>> pairs(4);
+  pairs[0].second.priority = 5;
+  pairs[1].second.expiration = 1900000001;
+  pairs[2].second.push_type = "background";
+  pairs[3].second.collapse_id = "c1";
+  std::vector<Fields> sent;
+  for (const auto& [a, b] : pairs) {
+    for (int i = 0; i < 3; ++i) {
+      sent.push_back(a);
+      sent.push_back(b);
+    }
   }
-  for (auto& f : results) {
-    ASSERT_EQ(f.wait_for(std::chrono::seconds(20)), std::future_status::ready);
-    EXPECT_EQ(f.get().outcome, Outcome::delivered);
+  for (int i = 0; i < 18; ++i) {
+    Fields f;
+    f.expiration = 1900000100 + i % 6;
+    sent.push_back(f);
+  }
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    Delivery d = delivery_for(credential);
+    d.apns_priority = sent[i].priority;
+    d.apns_expiration = sent[i].expiration;
+    d.apns_push_type = sent[i].push_type;
+    d.apns_collapse_id = sent[i].collapse_id;
+    d.apns_id = std::to_string(i);
+    ASSERT_EQ(deliver(std::move(d)).outcome, Outcome::delivered) << i;
   }
   auto requests = production_.requests();
-  ASSERT_EQ(requests.size(), 40u);
-  for (const auto& r : requests) {
-    int i = std::stoi(r.header("apns-id").substr(34)) - 10;
-    EXPECT_EQ(r.header("apns-priority"), i % 2 == 0 ? "10" : "5") << i;
-    EXPECT_EQ(r.header("apns-expiration"), std::to_string(1900000000 + i % 5)) << i;
-    EXPECT_EQ(r.header("apns-push-type"), i % 3 == 0 ? "background" : "alert") << i;
-    EXPECT_EQ(r.has_header("apns-collapse-id"), i % 4 == 0) << i;
-    if (i % 4 == 0) {
-      EXPECT_EQ(r.header("apns-collapse-id"), numbered("c", i % 5)) << i;
-    }
+  ASSERT_EQ(requests.size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    const auto& r = requests[i];
+    ASSERT_EQ(r.header("apns-id"), std::to_string(i));  // one at a time: in order
+    EXPECT_EQ(r.header("apns-priority"), std::to_string(sent[i].priority)) << i;
+    EXPECT_EQ(r.header("apns-expiration"), std::to_string(sent[i].expiration)) << i;
+    EXPECT_EQ(r.header("apns-push-type"), sent[i].push_type) << i;
+    EXPECT_EQ(r.has_header("apns-collapse-id"), sent[i].collapse_id.has_value()) << i;
+    EXPECT_EQ(r.header("apns-collapse-id"), sent[i].collapse_id.value_or("")) << i;
     EXPECT_EQ(r.header("apns-topic"), "com.example.app");
   }
 }

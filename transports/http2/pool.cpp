@@ -400,7 +400,7 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
     hand_over_posted_ = false;
     std::vector<Finished> batch;
     batch.swap(finished_);
-    finished_.reserve(batch.size());  // the next batch is about as large: not grown from empty, moving all
+    const std::size_t batch_size = batch.size();
     std::size_t first = 0;
     while (first < batch.size()) {
       const asio::any_io_executor& ex = batch[first].send->caller;
@@ -416,6 +416,9 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
       asio::post(asio::any_io_executor(ex), [part = std::move(part)]() mutable { hand_over(part); });
       first = end;
     }
+    // The next batch is about as large: not grown from empty, moving every result each time it doubles. Only
+    // once every result is on its way (an allocation failure here loses none of them).
+    finished_.reserve(batch_size);
   }
 
   void schedule_service() {
