@@ -79,11 +79,7 @@ class OutboxPagesTest : public ::testing::Test {
   void SetUp() override {
     path_ = fs::temp_directory_path() / ("notifyd-outbox-test-" + make_sid("") + ".db");
     store_ = std::make_unique<SqliteStore>(SqliteOptions{path_.string()});
-    ServiceRecord s;
-    s.sid = make_sid("IS");
-    s.account_sid = kAccount;
-    s.date_created = s.date_updated = 1700000000;
-    service_ = store_->insert_service(s).value();
+    service_ = add_service(kAccount);
     for (int i = 0; i < 10; ++i) {
       BindingRecord b;
       b.sid = make_sid("BS");
@@ -112,6 +108,13 @@ class OutboxPagesTest : public ::testing::Test {
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path_.string() + suffix, ec);
   }
 
+  ServiceRecord add_service(const std::string& account) {
+    ServiceRecord s;
+    s.sid = make_sid("IS");
+    s.account_sid = account;
+    s.date_created = s.date_updated = 1700000000;
+    return store_->insert_service(s).value();
+  }
   std::int64_t count(const std::string& sql) {
     Db db(path_.string(), false);
     auto& s = db.prepare(sql);
@@ -137,11 +140,7 @@ class OutboxPagesTest : public ::testing::Test {
 // another service (even of another account) with the same tags are never resolved.
 TEST_F(OutboxPagesTest, ATagResolvesOnlyTheNotificationsServiceBindings) {
   for (const std::string& account : {kAccount, std::string("AC00000000000000000000000000000002")}) {
-    ServiceRecord other;
-    other.sid = make_sid("IS");
-    other.account_sid = account;
-    other.date_created = other.date_updated = 1700000000;
-    other = store_->insert_service(other).value();
+    ServiceRecord other = add_service(account);
     for (int i = 0; i < 3; ++i) {
       BindingRecord b = bindings_[0];
       b.sid = make_sid("BS");

@@ -27,23 +27,37 @@ std::string decimal(std::int64_t v) {
   return std::string(buf, end);  // fits the string's inline buffer: no allocation
 }
 
-}  // namespace
-
-std::optional<http2::H2Request> build_request(Delivery&& d, std::shared_ptr<const http2::HeaderList> shared) {
+// A request to `d`'s device carrying its payload (taken from `d`); nullopt, taking nothing, when the payload
+// is over the limit.
+std::optional<http2::H2Request> device_request(Delivery& d) {
   if (d.body.size() > kMaxPayloadBytes) return std::nullopt;
   static constexpr std::string_view kPathPrefix = "/3/device/";
   std::optional<http2::H2Request> out(std::in_place);
-  http2::H2Request& r = *out;
-  r.path.reserve(kPathPrefix.size() + d.address.size());
-  r.path.append(kPathPrefix).append(d.address);
-  r.shared_headers = std::move(shared);
-  r.headers.reserve(5);
-  r.headers.emplace_back("apns-push-type", std::move(d.apns_push_type));
-  r.headers.emplace_back("apns-priority", decimal(d.apns_priority));
-  r.headers.emplace_back("apns-expiration", decimal(d.apns_expiration));
-  if (!d.apns_id.empty()) r.headers.emplace_back("apns-id", std::move(d.apns_id));
-  if (d.apns_collapse_id) r.headers.emplace_back("apns-collapse-id", std::move(*d.apns_collapse_id));
-  r.body = std::move(d.body);
+  out->path.reserve(kPathPrefix.size() + d.address.size());
+  out->path.append(kPathPrefix).append(d.address);
+  out->body = std::move(d.body);
+  return out;
+}
+
+// The headers a notification's requests carry alike (see NotificationHeaders).
+void add_notification_headers(http2::HeaderList& out, std::string push_type, int priority,
+                              std::int64_t expiration, std::optional<std::string> collapse_id) {
+  out.emplace_back("apns-push-type", std::move(push_type));
+  out.emplace_back("apns-priority", decimal(priority));
+  out.emplace_back("apns-expiration", decimal(expiration));
+  if (collapse_id) out.emplace_back("apns-collapse-id", std::move(*collapse_id));
+}
+
+}  // namespace
+
+std::optional<http2::H2Request> build_request(Delivery&& d, std::shared_ptr<const http2::HeaderList> shared) {
+  auto out = device_request(d);
+  if (!out) return out;
+  out->shared_headers = std::move(shared);
+  out->headers.reserve(5);
+  add_notification_headers(out->headers, std::move(d.apns_push_type), d.apns_priority, d.apns_expiration,
+                           std::move(d.apns_collapse_id));
+  if (!d.apns_id.empty()) out->headers.emplace_back("apns-id", std::move(d.apns_id));
   return out;
 }
 
@@ -58,10 +72,7 @@ namespace {
 std::shared_ptr<const NotificationHeaders> make_notification_headers(NotificationHeaders h) {
   h.all.reserve((h.credential ? h.credential->size() : 0) + 4);
   if (h.credential) h.all.insert(h.all.end(), h.credential->begin(), h.credential->end());
-  h.all.emplace_back("apns-push-type", h.push_type);
-  h.all.emplace_back("apns-priority", decimal(h.priority));
-  h.all.emplace_back("apns-expiration", decimal(h.expiration));
-  if (h.collapse_id) h.all.emplace_back("apns-collapse-id", *h.collapse_id);
+  add_notification_headers(h.all, h.push_type, h.priority, h.expiration, h.collapse_id);
   return std::make_shared<const NotificationHeaders>(std::move(h));
 }
 
@@ -94,18 +105,13 @@ std::shared_ptr<const http2::HeaderList> as_shared_headers(
 
 std::optional<http2::H2Request> build_binding_request(Delivery&& d,
                                                       std::shared_ptr<const NotificationHeaders> shared) {
-  if (d.body.size() > kMaxPayloadBytes) return std::nullopt;
-  static constexpr std::string_view kPathPrefix = "/3/device/";
-  std::optional<http2::H2Request> out(std::in_place);
-  http2::H2Request& r = *out;
-  r.path.reserve(kPathPrefix.size() + d.address.size());
-  r.path.append(kPathPrefix).append(d.address);
-  r.shared_headers = as_shared_headers(std::move(shared));
+  auto out = device_request(d);
+  if (!out) return out;
+  out->shared_headers = as_shared_headers(std::move(shared));
   if (!d.apns_id.empty()) {
-    r.headers.reserve(1);
-    r.headers.emplace_back("apns-id", std::move(d.apns_id));
+    out->headers.reserve(1);
+    out->headers.emplace_back("apns-id", std::move(d.apns_id));
   }
-  r.body = std::move(d.body);
   return out;
 }
 
