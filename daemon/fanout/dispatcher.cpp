@@ -320,7 +320,9 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     // The first deliveries wait for the first page, then for the notification, its service and credential:
     // those reads run beside the page instead, and the first page is a small one, asked for alone (the
     // writer would commit it together with the next, full page: 17 ms instead of 2-3 ms). These were most of
-    // the 60-80 ms from the POST to the first request at the provider.
+    // the 60-80 ms from the POST to the first request at the provider. The pages after it double up to the
+    // full size: the senders send the first page in a few milliseconds, and a full second page kept them
+    // waiting about 20 ms for its rows (bench/README, eighth round).
     spawn(prefetch(n.seq), "prefetch");
     std::size_t next_page_size = first_page_size();
     bool first_page_back = false;
@@ -328,7 +330,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       while (!exhausted && !stopping && calls.size() < (first_page_back ? kPagesAhead : 1) &&
              resolve_room() >= page_size()) {
         auto call = std::make_shared<PageCall>(strand);
-        call->page_size = std::exchange(next_page_size, page_size());
+        call->page_size = next_page_size;
+        next_page_size = std::min(page_size(), next_page_size * 2);
         reserved += call->page_size;
         calls.push_back(call);
         spawn(resolve_one_page(call, n.seq, filter), "resolver page");

@@ -29,8 +29,9 @@ struct DispatcherOptions {
   // Equal to max_in_flight by default: a claim never takes more than a credential may send, so nothing
   // claimed is written back unsent. Lower it only beside a matching claim policy.
   std::size_t max_in_flight_per_credential = 2000;
-  // Bindings resolved per transaction (the first page of a notification: an eighth of it). Each page is a
-  // commit the senders may wait for: 2,500 made them wait about a tenth as often as 1,000 (bench/README).
+  // Bindings resolved per transaction (the first page of a notification: an eighth of it, the next ones
+  // twice the one before until this size). Each page is a commit the senders may wait for: 2,500 made them
+  // wait about a tenth as often as 1,000 (bench/README).
   std::size_t resolve_page_size = 2500;
   std::size_t claim_batch = 500;                 // deliveries claimed per transaction
   std::chrono::milliseconds lease{120000};       // a claimed delivery comes back after this if never finished

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <mutex>
 #include <set>
+#include <vector>
 
 #include "daemon/fanout/notification.hpp"
 #include "daemon/model/sid.hpp"
@@ -112,10 +113,16 @@ transport::DeliveryResult result(Outcome o, int status = 0, std::string reason =
 
 const std::string kAccount = "AC" + std::string(32, 'a');
 
-// The store, with find_notification slowed down: a read of a notification's context comes back late.
-class SlowNotificationReads final : public Store {
+// The store, with find_notification slowed down (a read of a notification's context comes back late) and
+// the size of every page asked for recorded.
+class ObservedStore final : public Store {
  public:
-  SlowNotificationReads(Store& inner, std::chrono::milliseconds delay) : s_(inner), delay_(delay) {}
+  explicit ObservedStore(Store& inner, std::chrono::milliseconds notification_read_delay = {})
+      : s_(inner), delay_(notification_read_delay) {}
+  std::vector<std::size_t> page_sizes() const {
+    std::lock_guard lk(mu_);
+    return page_sizes_;
+  }
   Result<NotificationRecord> find_notification(std::int64_t seq) override {
     std::this_thread::sleep_for(delay_);
     return s_.find_notification(seq);
@@ -170,6 +177,10 @@ class SlowNotificationReads final : public Store {
     return s_.unresolved_notifications(limit);
   }
   Result<ResolvedPage> resolve_page(std::int64_t seq, const BindingFilter& f, std::size_t size) override {
+    {
+      std::lock_guard lk(mu_);
+      page_sizes_.push_back(size);
+    }
     return s_.resolve_page(seq, f, size);
   }
   Result<std::vector<DeliveryRecord>> claim_due_deliveries(std::int64_t now, std::size_t limit,
@@ -190,6 +201,8 @@ class SlowNotificationReads final : public Store {
  private:
   Store& s_;
   std::chrono::milliseconds delay_;
+  mutable std::mutex mu_;
+  std::vector<std::size_t> page_sizes_;
 };
 
 class DispatcherTest : public ::testing::Test {
@@ -303,6 +316,29 @@ class DispatcherTest : public ::testing::Test {
   test::IoThreads io_{2};
   std::unique_ptr<Dispatcher> dispatcher_;
 };
+
+// The senders send a small first page in a few milliseconds: the pages after it grow by doubling, so the
+// second is not a full page the senders would wait for.
+TEST_F(DispatcherTest, PagesAfterTheFirstDoubleUpToThePageSize) {
+  std::set<std::string> expected;
+  for (int i = 0; i < 2000; ++i) expected.insert(add_binding("user" + std::to_string(i), {"news"}).sid);
+  ObservedStore observed(*store_);
+  DispatcherOptions o = fast_options();
+  o.resolve_page_size = 800;
+  start_dispatcher(o, &observed);
+  notify(to_tag("news"));
+  ASSERT_TRUE(wait_for([](const DispatcherStats& s) { return s.delivered >= 2000; }));
+  stop_dispatcher();  // before `observed` goes
+  const auto sizes = observed.page_sizes();
+  ASSERT_GE(sizes.size(), 4u);
+  EXPECT_EQ(std::vector<std::size_t>(sizes.begin(), sizes.begin() + 4),
+            (std::vector<std::size_t>{100, 200, 400, 800}));
+  for (std::size_t i = 4; i < sizes.size(); ++i) EXPECT_EQ(sizes[i], 800u) << "page " << i;
+  std::multiset<std::string> got;
+  for (const auto& a : transport_.attempts()) got.insert(a.binding_sid);
+  EXPECT_EQ(got.size(), 2000u);
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), expected);
+}
 
 TEST_F(DispatcherTest, ResolvesInPagesAndDeliversToEveryMatchingBindingExactlyOnce) {
   std::set<std::string> expected;
@@ -478,7 +514,7 @@ TEST_F(DispatcherTest, PayloadRejectionFailsWithTheProvidersReason) {
 // notification already finished (no recipients here), it must not be taken for a direct notification seen
 // for the first time: that counted it accepted twice and kept its progress for good.
 TEST_F(DispatcherTest, AContextReadThatComesBackAfterTheNotificationFinishedCountsNothing) {
-  SlowNotificationReads slow(*store_, std::chrono::milliseconds(300));
+  ObservedStore slow(*store_, std::chrono::milliseconds(300));
   start_dispatcher(fast_options(), &slow);
   notify(to_tag("nobody"));
   ASSERT_TRUE(wait_for([](const DispatcherStats& s) { return s.accepted >= 1; }));

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "transports/http2/session.hpp"
 
@@ -43,19 +44,25 @@ class FakeServer {
   FakeServer(const FakeServer&) = delete;
   FakeServer& operator=(const FakeServer&) = delete;
 
-  void respond(std::int32_t id, int status, std::string body) {
+  // :status, apns-id and `extra` (name, value) headers.
+  void respond(std::int32_t id, int status, std::string body,
+               const std::vector<std::pair<std::string, std::string>>& extra = {}) {
     auto& r = requests_[id];
     r.response_body = std::move(body);
     std::string st = std::to_string(status);
     std::string id_value = "id-" + std::to_string(id);
-    nghttp2_nv nv[] = {
+    std::vector<nghttp2_nv> nv = {
         {(std::uint8_t*)":status", (std::uint8_t*)st.data(), 7, st.size(), NGHTTP2_NV_FLAG_NONE},
         {(std::uint8_t*)"apns-id", (std::uint8_t*)id_value.data(), 7, id_value.size(), NGHTTP2_NV_FLAG_NONE},
     };
+    for (const auto& [name, value] : extra) {
+      nv.push_back({(std::uint8_t*)name.data(), (std::uint8_t*)value.data(), name.size(), value.size(),
+                    NGHTTP2_NV_FLAG_NONE});
+    }
     nghttp2_data_provider prd{};
     prd.source.ptr = &r;
     prd.read_callback = &read_body;
-    nghttp2_submit_response(session_, id, nv, 2, &prd);
+    nghttp2_submit_response(session_, id, nv.data(), nv.size(), &prd);
   }
   void rst(std::int32_t id, std::uint32_t code) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, code);
@@ -192,6 +199,27 @@ TEST(Http2Session, SettingsThenRoundTripWithBody) {
   EXPECT_EQ(req.path, "/3/device/abc");
   EXPECT_EQ(req.body, "{\"aps\":{}}");
   EXPECT_EQ(client.open_streams(), 0u);
+}
+
+// A provider client names the response headers it reads; the session copies only those.
+TEST(Http2Session, KeepsOnlyTheResponseHeadersAsked) {
+  SessionOptions o = options();
+  o.kept_response_headers = {"retry-after"};
+  Session client(o);
+  FakeServer server(100, false);
+  pump(client, server);
+  Outcome out;
+  auto sub = client.submit(post("/3/device/abc"), out.callback());
+  ASSERT_TRUE(sub);
+  pump(client, server);
+  server.respond(sub.stream_id, 429, "{}", {{"retry-after", "7"}, {"x-other", "1"}});
+  pump(client, server);
+  ASSERT_TRUE(out.result);
+  EXPECT_EQ(out.result->response.status, 429);
+  ASSERT_EQ(out.result->response.headers.size(), 1u);
+  EXPECT_EQ(out.result->response.header("retry-after"), "7");
+  EXPECT_EQ(out.result->response.header("apns-id"), "");
+  EXPECT_EQ(out.result->response.body, "{}");
 }
 
 // apns-id is new on every request: kept out of the dynamic table, but for the first of a session, whose entry

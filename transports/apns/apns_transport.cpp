@@ -226,6 +226,7 @@ struct ApnsTransport::Impl {
     po.max_connections = endpoints->options.max_connections;
     po.request_timeout = endpoints->options.request_timeout;
     po.log_prefix = "[" + c.sid + "]";
+    po.kept_response_headers = {"retry-after"};  // all apns::interpret reads besides the status and body
     try {
       po.tls = is_token_auth(c)
                    ? endpoints->server_trust

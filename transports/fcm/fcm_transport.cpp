@@ -84,6 +84,7 @@ struct FcmTransport::Impl {
     po.max_connections = endpoint->options.max_connections;
     po.request_timeout = endpoint->options.request_timeout;
     po.log_prefix = "[" + sid + "]";
+    po.kept_response_headers = {"retry-after"};  // all fcm::interpret reads besides the status and body
     return std::make_shared<http2::Http2Pool>(executor, std::move(po));
   }
 

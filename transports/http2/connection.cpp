@@ -52,7 +52,9 @@ Connection::Connection(Strand strand, ConnectionOptions options, std::uint64_t i
       ready_timer_(strand),
       write_timer_(strand),
       keepalive_timer_(strand),
-      session_(SessionOptions{options_.authority, "https", prefix_}),
+      session_(SessionOptions{.authority = options_.authority,
+                              .log_prefix = prefix_,
+                              .kept_response_headers = options_.kept_response_headers}),
       last_read_(Clock::now()),
       last_busy_(Clock::now()) {}
 

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "transports/http2/session.hpp"
 
@@ -32,6 +33,7 @@ struct ConnectionOptions {
   std::chrono::milliseconds ping_interval{60000};    // PING after this long without a frame from the peer
   std::chrono::milliseconds ping_timeout{10000};     // no PING ACK within this: the connection is dead
   std::string log_prefix;
+  std::vector<std::string> kept_response_headers;  // SessionOptions::kept_response_headers
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {

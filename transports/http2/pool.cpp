@@ -212,6 +212,7 @@ struct Http2Pool::Impl : std::enable_shared_from_this<Impl> {
     co.ping_interval = options_.ping_interval;
     co.ping_timeout = options_.ping_timeout;
     co.log_prefix = options_.log_prefix;
+    co.kept_response_headers = options_.kept_response_headers;
     std::weak_ptr<Impl> weak = shared_from_this();
     auto c = std::make_shared<Connection>(strand_, std::move(co), next_connection_id.fetch_add(1), [weak] {
       if (auto self = weak.lock()) self->on_connection_event();

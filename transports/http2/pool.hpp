@@ -35,8 +35,9 @@ struct PoolOptions {
   std::chrono::milliseconds request_timeout{30000};
   std::chrono::milliseconds ping_interval{60000};  // PING after this much idle; no ACK in ping_timeout: close
   std::chrono::milliseconds ping_timeout{10000};
-  std::chrono::milliseconds idle_close{300000};  // close a connection with no stream for this long
-  std::string log_prefix;                        // e.g. "[CR…]" for log lines
+  std::chrono::milliseconds idle_close{300000};    // close a connection with no stream for this long
+  std::string log_prefix;                          // e.g. "[CR…]" for log lines
+  std::vector<std::string> kept_response_headers;  // those H2Response::headers holds; empty: all
 };
 
 struct PoolStats {

@@ -83,6 +83,8 @@ struct Session::Callbacks {
       return 0;
     }
     if (!n.empty() && n.front() == ':') return 0;
+    const auto& kept = self(user_data).options_.kept_response_headers;
+    if (!kept.empty() && std::find(kept.begin(), kept.end(), n) == kept.end()) return 0;
     st->response.headers.emplace_back(std::string(n), std::string(v));
     return 0;
   }

@@ -30,6 +30,10 @@ struct SessionOptions {
   std::string log_prefix;                            // e.g. "[C3]" for log lines
   std::uint32_t local_window = 1U << 20;             // our receive window (stream and connection)
   std::size_t max_response_body = 4U * 1024 * 1024;  // larger: the stream is reset (reset failure)
+  // The response headers kept in H2Response::headers (lowercase names); empty: all of them. A provider's
+  // client reads one or two (retry-after); copying the others (APNs echoes apns-id) cost two allocations a
+  // response.
+  std::vector<std::string> kept_response_headers;
 };
 
 struct SubmitResult {
