@@ -33,8 +33,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -223,6 +223,21 @@ std::map<std::string, double> cpu_by_thread_name(pid_t pid) {
     std::string comm;
     double c = stat_cpu(e.path() / "stat", &comm);
     out[comm] += c;
+  }
+  return out;
+}
+
+// Seconds each thread (by name) spent runnable but waiting for a core (/proc/<pid>/task/<tid>/schedstat,
+// its second field): the cost of sharing two cores between the daemon's threads, the fake and the host.
+std::map<std::string, double> core_wait_by_thread_name(const std::string& task_dir) {
+  std::map<std::string, double> out;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(task_dir, ec)) {
+    std::string comm;
+    std::getline(std::ifstream(e.path() / "comm"), comm);
+    unsigned long long run_ns = 0, wait_ns = 0;
+    std::ifstream(e.path() / "schedstat") >> run_ns >> wait_ns;
+    out[comm] += static_cast<double>(wait_ns) / 1e9;
   }
   return out;
 }
@@ -538,6 +553,7 @@ struct FanoutResult {
   long hwm_kb = 0, max_rss_kb = 0, idle_rss_kb = 0, idle_hwm_kb = 0;
   double daemon_cpu = 0, fake_cpu = 0;
   std::map<std::string, double> cpu_by_thread;
+  std::map<std::string, double> core_wait_by_thread;  // the daemon's threads, the fake's, the bench's
   std::uint64_t connections = 0;
   std::uint64_t base = 0;                              // the fake's count before the POST
   std::vector<std::pair<double, double>> progress_ms;  // (fraction of N answered, ms since the POST)
@@ -553,6 +569,9 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
   r.idle_rss_kb = status_kb(d.pid(), "VmRSS:");
   r.idle_hwm_kb = status_kb(d.pid(), "VmHWM:");
   auto cpu_threads0 = cpu_by_thread_name(d.pid());
+  const std::string daemon_tasks = "/proc/" + std::to_string(d.pid()) + "/task";
+  auto wait0 = core_wait_by_thread_name(daemon_tasks);
+  auto self_wait0 = core_wait_by_thread_name("/proc/self/task");
   const double dcpu0 = process_cpu(d.pid()), scpu0 = self_cpu();
   const auto base = fake.request_count();
   const auto conns0 = fake.connections_accepted();
@@ -566,7 +585,10 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
     throw std::runtime_error("POST Notifications: " + std::to_string(resp.status) + " " + resp.body);
   // Polled, not fake.wait_until(): a waiter on the fake's condition variable is woken by every request, tens
   // of thousands of futex calls and wake-ups on this machine's two cores during the fan-out, which the h2load
-  // run (this thread in wait4) does not pay. t1 is the fake's own time of the last request.
+  // run (this thread in wait4) does not pay. t1 is the fake's own time of the last request, so the poll's
+  // period bounds only the progress marks' resolution: every 5 ms, not 0.5, as each wake-up of this thread
+  // takes a core from the daemon or the fake (it waited for one about 0.1 s per 100,000 at 0.5 ms).
+  constexpr auto kPoll = std::chrono::milliseconds(5);
   const auto deadline = t_post + std::chrono::seconds(timeout_s);
   // When the fake's count first reached each tenth of N (and 1% and 99%): start-up, steady rate and tail.
   const std::vector<double> marks = {0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99};
@@ -580,7 +602,7 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
       ++next_mark;
     }
     if (count >= n || now >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::microseconds(500));
+    std::this_thread::sleep_for(kPoll);
   }
   r.complete = fake.request_count() - base >= n;
   const auto t1 = r.complete ? fake.last_request_at() : Clock::now();
@@ -589,6 +611,10 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
   r.fake_cpu = self_cpu() - scpu0;
   auto cpu_threads1 = cpu_by_thread_name(d.pid());
   for (auto& [k, v] : cpu_threads1) r.cpu_by_thread[k] = v - cpu_threads0[k];
+  for (auto& [k, v] : core_wait_by_thread_name(daemon_tasks)) r.core_wait_by_thread[k] = v - wait0[k];
+  for (auto& [k, v] : core_wait_by_thread_name("/proc/self/task")) {
+    r.core_wait_by_thread[k == "fake-h2" ? "the fake" : "(bench's own threads)"] += v - self_wait0[k];
+  }
   r.max_rss_kb = sampler->max_rss_kb();
   sampler.reset();
   r.hwm_kb = std::max(r.hwm_kb, status_kb(d.pid(), "VmHWM:"));  // VmHWM only grows: the later reading
@@ -606,7 +632,7 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
 void report_fanout(const FanoutResult& r, std::uint64_t n) {
   std::printf("  POST -> 201: %.1f ms; POST -> first request at the fake: %.1f ms\n", r.post_ms,
               r.first_request_ms);
-  std::printf("  answered by (ms after the POST, polled every 0.5 ms):");
+  std::printf("  answered by (ms after the POST, polled every 5 ms):");
   for (const auto& [fraction, ms] : r.progress_ms) std::printf(" %g%% %.0f", fraction * 100, ms);
   std::printf("\n");
   std::printf("  fake answered %llu of %llu in %.3f s%s\n", static_cast<unsigned long long>(r.answered),
@@ -625,6 +651,10 @@ void report_fanout(const FanoutResult& r, std::uint64_t n) {
       r.fake_cpu * 1e6 / static_cast<double>(std::max<std::uint64_t>(r.answered, 1)));
   std::printf("  daemon CPU by thread name:");
   for (auto& [k, v] : r.cpu_by_thread) {
+    if (v >= 0.005) std::printf(" %s %.2f s;", k.c_str(), v);
+  }
+  std::printf("\n  waiting for a core (runnable, not running):");
+  for (auto& [k, v] : r.core_wait_by_thread) {
     if (v >= 0.005) std::printf(" %s %.2f s;", k.c_str(), v);
   }
   std::printf("\n  connections the daemon opened to the fake: %llu\n",
