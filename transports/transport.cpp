@@ -9,6 +9,8 @@
 
 namespace notifyd::transport {
 
+void Transport::prepare(const CredentialRecord&) {}
+
 const char* to_string(DeliveryResult::Outcome outcome) {
   using O = DeliveryResult::Outcome;
   switch (outcome) {

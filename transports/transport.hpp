@@ -81,6 +81,11 @@ class Transport {
   // By reference: the delivery is the transport's to move from (not moved once more on its way in).
   virtual void deliver_async(Delivery&& delivery, const boost::asio::any_io_executor& executor,
                              std::unique_ptr<DeliveryCompletion> done);
+  // Readies what deliveries with `credential` will need (APNs: its pool and a first connection) ahead of the
+  // first of them, so that a fan-out's handshakes overlap the resolution of its first recipients. Returns at
+  // once and never throws for a provider or network failure: the deliveries meet it. The default does
+  // nothing.
+  virtual void prepare(const CredentialRecord& credential);
   virtual boost::asio::awaitable<void> drain() = 0;  // GOAWAY, finish in flight, close
 };
 

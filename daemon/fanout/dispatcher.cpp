@@ -399,7 +399,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   std::size_t first_page_size() const { return std::max<std::size_t>(1, page_size() / 8); }
 
   // What the first deliveries of notification `seq` need besides their page: its context (notification and
-  // service) and the service's credentials, read into the caches. A binding's own credential is read when
+  // service) and the service's credentials, read into the caches, and the credentials' connections opened
+  // (Transport::prepare). A binding's own credential is read when
   // its delivery starts. Failures are left to the deliveries, which read again and settle accordingly.
   asio::awaitable<void> prefetch(std::int64_t seq) {
     auto self = shared_from_this();
@@ -407,7 +408,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     if (!ctx || !ctx->service) co_return;
     for (std::string_view type : {"apn", "fcm"}) {  // gcm shares fcm's credential (service_credential_sid)
       if (const auto& sid = service_credential_sid(*ctx->service, type)) {
-        co_await credential_for(ctx->record.account_sid, *sid);
+        auto credential = co_await credential_for(ctx->record.account_sid, *sid);
+        // Its connection opens while the first page is read: TCP and TLS are about a third of the time from
+        // the POST to the first request (bench/README, eighth round). Only a query (tags, identities) is
+        // resolved, and it may reach any of the service's binding types.
+        if (credential) deps.transport_for(type).prepare(*credential);
       }
     }
   }

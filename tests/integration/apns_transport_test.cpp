@@ -198,6 +198,26 @@ TEST_F(ApnsTransportTest, ConnectionLossIsRetryLater) {
   EXPECT_EQ(result.outcome, Outcome::retry_later);
 }
 
+// prepare() opens the credential's pool and a connection to its endpoint before any delivery; the first
+// delivery then goes out on it. A credential of another type opens nothing.
+TEST_F(ApnsTransportTest, PrepareOpensTheCredentialsConnectionAheadOfItsFirstDelivery) {
+  auto credential = certificate_credential();
+  transport_.prepare(*credential);
+  EXPECT_TRUE(production_.wait_for_connections(1, std::chrono::seconds(5)));
+  EXPECT_EQ(transport_.pool_count(), 1u);
+  EXPECT_EQ(production_.request_count(), 0u);
+  transport_.prepare(*credential);  // ready (or opening): nothing more
+  auto result = deliver(delivery_for(credential));
+  EXPECT_EQ(result.outcome, Outcome::delivered) << result.reason;
+  EXPECT_EQ(production_.connections_accepted(), 1u);
+  EXPECT_EQ(transport_.pool_count(), 1u);
+  CredentialRecord fcm = *credential;
+  fcm.type = "fcm";
+  transport_.prepare(fcm);
+  EXPECT_EQ(transport_.pool_count(), 1u);
+  EXPECT_EQ(sandbox_.connections_accepted(), 0u);
+}
+
 TEST_F(ApnsTransportTest, ManyDeliveriesShareFewConnections) {
   auto credential = certificate_credential();
   std::vector<std::future<DeliveryResult>> results;

@@ -56,6 +56,14 @@ class ScriptedTransport final : public transport::Transport {
     co_return result;
   }
   boost::asio::awaitable<void> drain() override { co_return; }
+  void prepare(const CredentialRecord& credential) override {
+    std::lock_guard lk(mu_);
+    prepared_.push_back(credential.sid);
+  }
+  std::vector<std::string> prepared() const {
+    std::lock_guard lk(mu_);
+    return prepared_;
+  }
 
   // A transport bug: throws before taking the delivery, once for each address in throw_once().
   void deliver_async(transport::Delivery&& d, const boost::asio::any_io_executor& executor,
@@ -97,6 +105,7 @@ class ScriptedTransport final : public transport::Transport {
 
  private:
   mutable std::mutex mu_;
+  std::vector<std::string> prepared_;  // credential sids, in prepare() order
   std::map<std::string, std::vector<transport::DeliveryResult>> scripts_;
   transport::DeliveryResult default_{Outcome::delivered, 200, "", std::nullopt, std::nullopt};
   std::chrono::milliseconds delay_{0};
@@ -338,6 +347,22 @@ TEST_F(DispatcherTest, PagesAfterTheFirstDoubleUpToThePageSize) {
   for (const auto& a : transport_.attempts()) got.insert(a.binding_sid);
   EXPECT_EQ(got.size(), 2000u);
   EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), expected);
+}
+
+// A notification's resolution starts by readying the service's credential in its transport (its connection
+// opens while the first page is read).
+TEST_F(DispatcherTest, ResolvingANotificationPreparesTheServicesCredential) {
+  add_binding("alice", {"t"});
+  start_dispatcher();
+  EXPECT_TRUE(transport_.prepared().empty());
+  notify(to_tag("t"));
+  ASSERT_TRUE(wait_for([](const DispatcherStats& s) { return s.delivered >= 1; }));
+  // Beside the first page, not before the first delivery: wait (bounded) for it.
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (transport_.prepared().empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(transport_.prepared(), std::vector<std::string>{credential_.sid});
 }
 
 TEST_F(DispatcherTest, ResolvesInPagesAndDeliversToEveryMatchingBindingExactlyOnce) {

@@ -415,6 +415,35 @@ TEST_F(Http2PoolTest, IdleConnectionIsClosed) {
   EXPECT_EQ(pool.stats().connections_opened, 2u);
 }
 
+// warm() opens one connection ahead of any send, once; the first send then finds it ready.
+TEST_F(Http2PoolTest, WarmOpensOneConnectionAheadOfTheFirstSend) {
+  FakeH2Server server;
+  Http2Pool pool(io_.get_executor(), options_for(server));
+  pool.warm();
+  pool.warm();  // while the first is connecting: nothing more
+  EXPECT_TRUE(run_until([&] { return server.connections_open() == 1; }, 5s));
+  run_for(200ms);  // its handshakes finish
+  pool.warm();     // one is open: nothing more
+  run_for(50ms);
+  EXPECT_EQ(server.connections_accepted(), 1u);
+  EXPECT_EQ(server.request_count(), 0u);
+  EXPECT_TRUE(all_ok({send_one(pool)}));
+  EXPECT_EQ(pool.stats().connections_opened, 1u);
+  EXPECT_EQ(server.connections_accepted(), 1u);
+}
+
+// A warmed connection no send ever used is closed when idle, like any other.
+TEST_F(Http2PoolTest, AnUnusedWarmConnectionIsClosedWhenIdle) {
+  FakeH2Server server;
+  auto o = options_for(server);
+  o.idle_close = 200ms;
+  Http2Pool pool(io_.get_executor(), o);
+  pool.warm();
+  EXPECT_TRUE(run_until([&] { return server.connections_open() == 1; }, 5s));
+  EXPECT_TRUE(run_until([&] { return pool.stats().connections == 0 && server.connections_open() == 0; }, 5s));
+  EXPECT_EQ(server.request_count(), 0u);
+}
+
 TEST_F(Http2PoolTest, MinConnectionsAreKeptWhenIdle) {
   FakeH2Server server;
   auto o = options_for(server);

@@ -464,6 +464,14 @@ void ApnsTransport::deliver_async(Delivery&& d, const boost::asio::any_io_execut
       std::move(*request));
 }
 
+void ApnsTransport::prepare(const CredentialRecord& credential) {
+  if (credential.type != "apn" || impl_->is_draining()) return;
+  std::string why;
+  // A credential its pool cannot be made for (certificate or key unusable) is left to its deliveries, which
+  // fail with the reason.
+  if (auto route = impl_->route_for(credential, why)) route->pool->warm();
+}
+
 boost::asio::awaitable<void> ApnsTransport::drain() {
   std::vector<std::shared_ptr<http2::Http2Pool>> pools;
   {

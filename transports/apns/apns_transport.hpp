@@ -37,6 +37,7 @@ class ApnsTransport final : public Transport {
   boost::asio::awaitable<DeliveryResult> deliver(Delivery delivery) override;  // await_delivery()
   void deliver_async(Delivery&& delivery, const boost::asio::any_io_executor& executor,
                      std::unique_ptr<DeliveryCompletion> done) override;
+  void prepare(const CredentialRecord& credential) override;  // the credential's pool, and a connection
   boost::asio::awaitable<void> drain() override;
 
   // Reload, in two steps so that a caller can refuse a whole configuration when any part is unusable.

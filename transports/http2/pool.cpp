@@ -605,6 +605,14 @@ void Http2Pool::send_returning(H2Request&& request, const asio::any_io_executor&
                    impl_, std::move(request));
 }
 
+void Http2Pool::warm() {
+  asio::post(impl_->strand_, [impl = impl_] {
+    if (impl->draining_ || impl->stopped_ || impl->connecting_ > 0 || !impl->connections_.empty()) return;
+    impl->ensure_maintenance();
+    impl->start_connection();
+  });
+}
+
 asio::awaitable<void> Http2Pool::drain() {
   co_await asio::co_spawn(impl_->strand_, Impl::do_drain(impl_), asio::use_awaitable);
 }

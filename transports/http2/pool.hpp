@@ -83,6 +83,10 @@ class Http2Pool {
   // The same without a coroutine: returns at once; `done` completes on `executor`, never inside this call.
   void send_returning(H2Request&& request, const boost::asio::any_io_executor& executor,
                       std::unique_ptr<SendCompletion> done);
+  // Opens a first connection ahead of the first send, when the pool has none (nor one opening): its TCP and
+  // TLS handshakes then run while the caller prepares its requests. Returns at once; a failure to connect
+  // (logged at debug) is met again by the first send.
+  void warm();
   // Sends GOAWAY on every connection, waits (bounded by request_timeout) for open streams, then closes.
   boost::asio::awaitable<void> drain();
   PoolStats stats() const;
