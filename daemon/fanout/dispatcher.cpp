@@ -88,9 +88,12 @@ struct PageCall {
 constexpr std::size_t kPagesAhead = 2;
 constexpr std::size_t kReadyPages = 3;
 
+struct Pace;
+
 struct CachedCredential {
   std::shared_ptr<const CredentialRecord> credential;
   std::int64_t fetched_ms = 0;
+  Pace* pace = nullptr;  // the credential's entry of `paces`, found once (its nodes never move)
 };
 
 struct Park {
@@ -651,16 +654,22 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       if (it == contexts.end()) return spawn(look_up_and_send(std::move(d)), "delivery lookup");
       std::shared_ptr<NotificationContext> ctx = it->second;
       std::shared_ptr<const CredentialRecord> credential;
+      Pace* pace = nullptr;
+      const std::int64_t now = now_ms();
       if (ctx->service && needs_credential(d.binding_type)) {
         if (const auto& sid = credential_sid_for(d, *ctx->service)) {
           auto cached = credentials.find(*sid);
-          if (cached == credentials.end() || now_ms() - cached->second.fetched_ms >= kCredentialCacheMs) {
+          if (cached == credentials.end() || now - cached->second.fetched_ms >= kCredentialCacheMs) {
             return spawn(look_up_and_send(std::move(d)), "delivery lookup");
           }
           credential = cached->second.credential;
+          if (credential) {
+            if (!cached->second.pace) cached->second.pace = &paces[credential->sid];
+            pace = cached->second.pace;
+          }
         }
       }
-      send(std::move(d), std::move(ctx), std::move(credential));
+      send(std::move(d), std::move(ctx), std::move(credential), now, pace);
     } catch (const std::exception& e) {
       log_unsettled("starting a delivery", e);
       done_in_flight();
@@ -707,15 +716,17 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
 
   // Everything up to the transport: the checks that settle a delivery without sending it, the payload, the
   // per-credential bound. `ctx` null: the notification could not be read; `credential` null for a binding
-  // type with credentials: none found.
+  // type with credentials: none found. `now`: now_ms() as the caller read it; `known_pace`: the
+  // credential's entry of `paces` when the caller has it at hand (each costs a lookup per delivery).
   void send(DeliveryRecord&& d, std::shared_ptr<NotificationContext> ctx,
-            std::shared_ptr<const CredentialRecord> credential) {
+            std::shared_ptr<const CredentialRecord> credential, std::int64_t now = now_ms(),
+            Pace* known_pace = nullptr) {
     if (!ctx) {
       finish(d, nullptr, DeliveryState::failed, "notification unreadable", 0);
       return done_in_flight();
     }
     const auto& n = ctx->record;
-    Seconds now_s = now_seconds();
+    const Seconds now_s = now / 1000;  // now_seconds(), without a second clock read
     if (!ctx->service) {
       finish(d, ctx.get(), DeliveryState::failed, "service deleted", 0);
       return done_in_flight();
@@ -734,22 +745,21 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
           0);
       return done_in_flight();
     }
-    Pace& pace = paces[credential ? credential->sid : d.binding_type];
+    Pace& pace = known_pace ? *known_pace : paces[credential ? credential->sid : d.binding_type];
     if (credential && pace.park) {
       if (pace.park->date_updated == credential->date_updated) {
-        retry_or_expire(d, ctx.get(), d.attempts, now_ms() + options.park_retry.count(), pace.park->reason,
-                        0);
+        retry_or_expire(d, ctx.get(), d.attempts, now + options.park_retry.count(), pace.park->reason, 0);
         return done_in_flight();
       }
       fanout_log()->info("[{}] credential updated: its deliveries resume", credential->sid);
       pace.park.reset();
     }
-    if (pace.paced_until_ms > now_ms()) {
+    if (pace.paced_until_ms > now) {
       reschedule(d, d.attempts, pace.paced_until_ms, d.last_reason, d.provider_status);
       return done_in_flight();
     }
     if (pace.in_flight >= options.max_in_flight_per_credential) {
-      reschedule(d, d.attempts, now_ms() + 50, d.last_reason, d.provider_status);
+      reschedule(d, d.attempts, now + 50, d.last_reason, d.provider_status);
       return done_in_flight();
     }
 
@@ -771,16 +781,22 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       finish(d, ctx.get(), DeliveryState::failed, *built.error, 0);
       return done_in_flight();
     }
-    delivery.body = built.delivery.body;
-    delivery.apns_push_type = built.delivery.apns_push_type;
-    delivery.apns_priority = built.delivery.apns_priority;
-    delivery.apns_expiration = built.delivery.apns_expiration;
-    delivery.apns_collapse_id = built.delivery.apns_collapse_id;
-    delivery.sms_body = built.delivery.sms_body;
-    delivery.sms_media_urls = built.delivery.sms_media_urls;
-    delivery.messaging_service_sid = built.delivery.messaging_service_sid;
-    delivery.sms_status_callback = built.delivery.sms_status_callback;
-    delivery.sms_max_price = built.delivery.sms_max_price;
+    // The built payload has only its channel's fields (build_delivery): the others are left at their
+    // defaults.
+    const transport::Delivery& payload = built.delivery;
+    delivery.body = payload.body;
+    if (d.binding_type == "apn") {
+      delivery.apns_push_type = payload.apns_push_type;
+      delivery.apns_priority = payload.apns_priority;
+      delivery.apns_expiration = payload.apns_expiration;
+      delivery.apns_collapse_id = payload.apns_collapse_id;
+    } else if (d.binding_type == "sms") {
+      delivery.sms_body = payload.sms_body;
+      delivery.sms_media_urls = payload.sms_media_urls;
+      delivery.messaging_service_sid = payload.messaging_service_sid;
+      delivery.sms_status_callback = payload.sms_status_callback;
+      delivery.sms_max_price = payload.sms_max_price;
+    }
 
     auto& transport = deps.transport_for(d.binding_type);
     auto sent =
