@@ -37,7 +37,7 @@ const char* to_string(DeliveryResult::Outcome outcome);
 // One message to one binding, ready to send. Built by fan-out; the transport adds only transport matters
 // (auth, connection, headers it owns).
 struct Delivery {
-  // Ids for logs.
+  // Ids for logs. Empty when deliver_async()'s completion lends them (DeliveryCompletion::ids()).
   std::string notification_sid;
   std::string binding_sid;
   std::string binding_type;  // apn gcm fcm sms facebook-messenger alexa
@@ -62,12 +62,21 @@ struct Delivery {
   std::optional<std::string> sms_max_price;
 };
 
+// A delivery's ids, for log lines.
+struct DeliveryIds {
+  std::string_view notification_sid;
+  std::string_view binding_sid;
+};
+
 // Where deliver_async() reports: complete() is called once, on the executor given with it. The result is
 // the completion's to move from (a reference: not moved once more on its way in).
 class DeliveryCompletion {
  public:
   virtual ~DeliveryCompletion() = default;
   virtual void complete(DeliveryResult&& result) = 0;
+  // The delivery's ids, valid until complete() returns, for a caller that lends them rather than copy them
+  // into the Delivery (fan-out: two strings per delivery, for log lines only). Empty by default.
+  virtual DeliveryIds ids() const { return {}; }
 };
 
 class Transport {

@@ -16,6 +16,11 @@ namespace notifyd::transport {
 
 void Transport::deliver_async(Delivery&& delivery, const boost::asio::any_io_executor& executor,
                               std::unique_ptr<DeliveryCompletion> done) {
+  if (delivery.notification_sid.empty() && delivery.binding_sid.empty()) {  // lent: deliver() logs its own
+    const DeliveryIds ids = done->ids();
+    delivery.notification_sid = ids.notification_sid;
+    delivery.binding_sid = ids.binding_sid;
+  }
   auto run = [](Transport& self, Delivery d, DeliveryCompletion& completion) -> boost::asio::awaitable<void> {
     DeliveryResult result;
     try {

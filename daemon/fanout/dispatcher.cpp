@@ -110,28 +110,46 @@ struct Pace {
   std::optional<Park> park;         // the provider rejected this credential (as of its date_updated)
 };
 
-// Resolved deliveries waiting for a sender, oldest first, kept in the pages they came in: a delivery is moved
-// once, from its page into its completion, not first into a queue of its own.
+using RecordPage = std::vector<DeliveryRecord>;
+
+// A delivery's record, from its start until its outcome is recorded. A resolved page's deliveries stay in
+// their page, which those in flight share, and are used in place: a DeliveryRecord is large, and moving each
+// into its completion was a measurable part of a delivery's cost. A claimed row is a page of its own.
+class RecordRef {
+ public:
+  RecordRef(std::shared_ptr<RecordPage> page, std::size_t index) : page_(std::move(page)), index_(index) {}
+  explicit RecordRef(DeliveryRecord&& alone) : page_(std::make_shared<RecordPage>()) {
+    page_->push_back(std::move(alone));
+  }
+  DeliveryRecord& get() const { return (*page_)[index_]; }
+
+ private:
+  std::shared_ptr<RecordPage> page_;
+  std::size_t index_ = 0;
+};
+
+// Resolved deliveries waiting for a sender, oldest first, in the pages they came in.
 class ReadyQueue {
  public:
-  void push_page(std::vector<DeliveryRecord>&& page) {
+  void push_page(RecordPage&& page) {
     if (page.empty()) return;
     size_ += page.size();
-    pages_.push_back(std::move(page));
+    pages_.push_back(std::make_shared<RecordPage>(std::move(page)));
   }
   bool empty() const { return size_ == 0; }
   std::size_t size() const { return size_; }
-  DeliveryRecord& front() { return pages_.front()[next_]; }
-  void pop_front() {
+  RecordRef take_front() {
+    RecordRef front(pages_.front(), next_);
     --size_;
-    if (++next_ == pages_.front().size()) {
+    if (++next_ == pages_.front()->size()) {
       pages_.pop_front();
       next_ = 0;
     }
+    return front;
   }
 
  private:
-  std::deque<std::vector<DeliveryRecord>> pages_;  // none empty
+  std::deque<std::shared_ptr<RecordPage>> pages_;  // none empty
   std::size_t next_ = 0;                           // the first waiting entry of pages_.front()
   std::size_t size_ = 0;
 };
@@ -444,12 +462,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
           continue;
         }
         ++in_flight;
-        start_delivery(std::move(row.record));
+        start_delivery(RecordRef(std::move(row.record)));
       } else {
         // Moved from where it waits, straight into its completion (a DeliveryRecord is costly to move).
         ++in_flight;
-        start_delivery(std::move(ready.front()));
-        ready.pop_front();
+        start_delivery(ready.take_front());
       }
       started = true;
     }
@@ -648,10 +665,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   // credential are cached, as they are for all but the first deliveries of a page: a coroutine frame and its
   // resumption per delivery were a measurable part of its cost. Never throws: a bug is logged and the
   // delivery comes back at the next start.
-  void start_delivery(DeliveryRecord&& d) {  // a reference: a DeliveryRecord is costly to move
+  void start_delivery(RecordRef&& ref) {
     try {
+      const DeliveryRecord& d = ref.get();
       auto it = contexts.find(d.notification_seq);
-      if (it == contexts.end()) return spawn(look_up_and_send(std::move(d)), "delivery lookup");
+      if (it == contexts.end()) return spawn(look_up_and_send(std::move(ref)), "delivery lookup");
       std::shared_ptr<NotificationContext> ctx = it->second;
       std::shared_ptr<const CredentialRecord> credential;
       Pace* pace = nullptr;
@@ -660,7 +678,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         if (const auto& sid = credential_sid_for(d, *ctx->service)) {
           auto cached = credentials.find(*sid);
           if (cached == credentials.end() || now - cached->second.fetched_ms >= kCredentialCacheMs) {
-            return spawn(look_up_and_send(std::move(d)), "delivery lookup");
+            return spawn(look_up_and_send(std::move(ref)), "delivery lookup");
           }
           credential = cached->second.credential;
           if (credential) {
@@ -669,7 +687,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
           }
         }
       }
-      send(std::move(d), std::move(ctx), std::move(credential), now, pace);
+      send(std::move(ref), std::move(ctx), std::move(credential), now, pace);
     } catch (const std::exception& e) {
       log_unsettled("starting a delivery", e);
       done_in_flight();
@@ -682,9 +700,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   }
 
   // The cache-miss path of start_delivery: one store lookup per key at a time (lead_lookup).
-  asio::awaitable<void> look_up_and_send(DeliveryRecord d) {
+  asio::awaitable<void> look_up_and_send(RecordRef ref) {
     auto self = shared_from_this();
     try {
+      const DeliveryRecord& d = ref.get();
       auto ctx = co_await context_for(d.notification_seq);
       std::shared_ptr<const CredentialRecord> credential;
       if (ctx && ctx->service && needs_credential(d.binding_type)) {
@@ -692,7 +711,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
           credential = co_await credential_for(ctx->record.account_sid, *sid);
         }
       }
-      send(std::move(d), std::move(ctx), std::move(credential));
+      send(std::move(ref), std::move(ctx), std::move(credential));
     } catch (const std::exception& e) {  // as in start_delivery: the slot comes back, the row at a restart
       log_unsettled("starting a delivery", e);
       done_in_flight();
@@ -701,14 +720,18 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
 
   // What a delivery in the transport's hands carries back to on_result.
   struct Sent final : transport::DeliveryCompletion {
-    Sent(std::shared_ptr<Impl> i, DeliveryRecord&& r, std::shared_ptr<NotificationContext> c,
+    Sent(std::shared_ptr<Impl> i, RecordRef&& r, std::shared_ptr<NotificationContext> c,
          std::shared_ptr<const CredentialRecord> cr, Pace& p)
-        : impl(std::move(i)), d(std::move(r)), ctx(std::move(c)), credential(std::move(cr)), pace(&p) {}
+        : impl(std::move(i)), record(std::move(r)), ctx(std::move(c)), credential(std::move(cr)), pace(&p) {}
     void complete(transport::DeliveryResult&& result) override {
-      impl->on_result(d, ctx, credential.get(), *pace, result);
+      impl->on_result(record.get(), ctx, credential.get(), *pace, result);
+    }
+    transport::DeliveryIds ids() const override {  // lent, not copied into the Delivery
+      const auto& binding_sid = record.get().binding_sid;
+      return {ctx->record.sid, binding_sid ? std::string_view(*binding_sid) : std::string_view()};
     }
     std::shared_ptr<Impl> impl;
-    DeliveryRecord d;
+    RecordRef record;
     std::shared_ptr<NotificationContext> ctx;
     std::shared_ptr<const CredentialRecord> credential;
     Pace* pace;  // an entry of `paces`
@@ -718,9 +741,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   // per-credential bound. `ctx` null: the notification could not be read; `credential` null for a binding
   // type with credentials: none found. `now`: now_ms() as the caller read it; `known_pace`: the
   // credential's entry of `paces` when the caller has it at hand (each costs a lookup per delivery).
-  void send(DeliveryRecord&& d, std::shared_ptr<NotificationContext> ctx,
+  void send(RecordRef&& ref, std::shared_ptr<NotificationContext> ctx,
             std::shared_ptr<const CredentialRecord> credential, std::int64_t now = now_ms(),
             Pace* known_pace = nullptr) {
+    DeliveryRecord& d = ref.get();
     if (!ctx) {
       finish(d, nullptr, DeliveryState::failed, "notification unreadable", 0);
       return done_in_flight();
@@ -763,9 +787,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       return done_in_flight();
     }
 
-    transport::Delivery delivery;
-    delivery.notification_sid = n.sid;
-    delivery.binding_sid = d.binding_sid.value_or("");
+    transport::Delivery delivery;  // its ids are lent by its completion (Sent::ids)
     delivery.binding_type = d.binding_type;
     delivery.address = d.address;
     delivery.credential = credential;
@@ -799,8 +821,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     }
 
     auto& transport = deps.transport_for(d.binding_type);
-    auto sent =
-        std::make_unique<Sent>(shared_from_this(), std::move(d), std::move(ctx), std::move(credential), pace);
+    auto sent = std::make_unique<Sent>(shared_from_this(), std::move(ref), std::move(ctx),
+                                       std::move(credential), pace);
     transport.deliver_async(std::move(delivery), strand, std::move(sent));
     // Only once the transport has it (a throw before leaves the count as it was): its completion, which
     // takes it back, never runs inside deliver_async.

@@ -266,7 +266,7 @@ struct ApnsTransport::Impl::Send final : http2::SendCompletion {
   std::shared_ptr<const CredentialRecord> credential;
   std::string bearer;  // the provider token the request carries (token auth)
   std::shared_ptr<const apns::NotificationHeaders> notification;  // the request's shared headers
-  LogIds ids;
+  LogIds ids;                                                     // empty when `done` lends them (log_ids())
   boost::asio::any_io_executor executor;
   std::unique_ptr<DeliveryCompletion> done;
   int token_refusals = 0;
@@ -297,6 +297,12 @@ struct ApnsTransport::Impl::Send final : http2::SendCompletion {
     }
   }
   void on_answer(http2::H2Result&& answer, http2::H2Request&& request);
+  DeliveryIds log_ids() const {
+    if (!ids.notification_sid.empty() || !ids.binding_sid.empty() || !done) {
+      return {ids.notification_sid, ids.binding_sid};
+    }
+    return done->ids();
+  }
   // The delivery's one completion: `done` is let go first, so that nothing can complete it twice.
   void finish_with(DeliveryResult&& result) { std::exchange(done, nullptr)->complete(std::move(result)); }
 
@@ -413,15 +419,17 @@ void ApnsTransport::Impl::Send::on_answer(http2::H2Result&& answer, http2::H2Req
   }
   apns::Interpretation seen = apns::interpret(answer);
   if (seen.provider_token_rejected && route.credential->tokens && token_refusals == 0) {
+    const DeliveryIds logged = log_ids();
     apns_log()->warn("[{}][{}] APNs refused the provider token of {} ({}): refreshing once",
-                     ids.notification_sid, ids.binding_sid, credential->sid, seen.result.reason);
+                     logged.notification_sid, logged.binding_sid, credential->sid, seen.result.reason);
     route.credential->tokens->reject(bearer);
     ++token_refusals;
     return resend(std::move(request));
   }
   if (seen.result.outcome != Outcome::delivered) {
     constexpr std::size_t kPathPrefix = std::string_view("/3/device/").size();
-    apns_log()->debug("[{}][{}] APNs {} {} for {}: {}", ids.notification_sid, ids.binding_sid,
+    const DeliveryIds logged = log_ids();
+    apns_log()->debug("[{}][{}] APNs {} {} for {}: {}", logged.notification_sid, logged.binding_sid,
                       seen.result.provider_status, to_string(seen.result.outcome),
                       truncate_token(std::string_view(request.path).substr(kPathPrefix)),
                       seen.result.reason.empty() ? answer.detail : seen.result.reason);
