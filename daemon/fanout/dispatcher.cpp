@@ -421,8 +421,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
 
   // What the first deliveries of notification `seq` need besides their page: its context (notification and
   // service) and the service's credentials, read into the caches, and the credentials' connections opened
-  // (Transport::prepare). A binding's own credential is read when
-  // its delivery starts. Failures are left to the deliveries, which read again and settle accordingly.
+  // (Transport::prepare). A binding's own credential is read when its delivery starts. Failures are left to
+  // the deliveries, which read again and settle accordingly.
   asio::awaitable<void> prefetch(std::int64_t seq) {
     auto self = shared_from_this();
     auto ctx = co_await context_for(seq, /*for_delivery=*/false);
@@ -464,7 +464,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         ++in_flight;
         start_delivery(RecordRef(std::move(row.record)));
       } else {
-        // Moved from where it waits, straight into its completion (a DeliveryRecord is costly to move).
+        // Used in its page, where it waits, until its completion is done (a DeliveryRecord is large).
         ++in_flight;
         start_delivery(ready.take_front());
       }
