@@ -149,6 +149,8 @@ Args parse(int argc, char** argv) {
 
 double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+constexpr auto kPoll = std::chrono::milliseconds(5);  // the fake's count, during a fan-out (see notify())
+
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -216,28 +218,25 @@ double stat_cpu(const std::string& path, std::string* comm = nullptr) {
 
 double process_cpu(pid_t pid) { return stat_cpu("/proc/" + std::to_string(pid) + "/stat"); }
 
-std::map<std::string, double> cpu_by_thread_name(pid_t pid) {
-  std::map<std::string, double> out;
-  std::error_code ec;
-  for (auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    std::string comm;
-    double c = stat_cpu(e.path() / "stat", &comm);
-    out[comm] += c;
-  }
-  return out;
-}
+// Seconds of CPU, and seconds runnable but waiting for a core (the second field of schedstat: the cost of
+// sharing two cores between the daemon's threads, the fake and the host).
+struct ThreadTimes {
+  double cpu = 0;
+  double core_wait = 0;
+};
 
-// Seconds each thread (by name) spent runnable but waiting for a core (/proc/<pid>/task/<tid>/schedstat,
-// its second field): the cost of sharing two cores between the daemon's threads, the fake and the host.
-std::map<std::string, double> core_wait_by_thread_name(const std::string& task_dir) {
-  std::map<std::string, double> out;
+// The threads of a task directory ("/proc/<pid>/task"), summed by thread name.
+std::map<std::string, ThreadTimes> times_by_thread_name(const std::string& task_dir) {
+  std::map<std::string, ThreadTimes> out;
   std::error_code ec;
   for (auto& e : fs::directory_iterator(task_dir, ec)) {
     std::string comm;
-    std::getline(std::ifstream(e.path() / "comm"), comm);
+    const double cpu = stat_cpu(e.path() / "stat", &comm);
     unsigned long long run_ns = 0, wait_ns = 0;
     std::ifstream(e.path() / "schedstat") >> run_ns >> wait_ns;
-    out[comm] += static_cast<double>(wait_ns) / 1e9;
+    auto& t = out[comm];
+    t.cpu += cpu;
+    t.core_wait += static_cast<double>(wait_ns) / 1e9;
   }
   return out;
 }
@@ -568,10 +567,9 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let start-up settle (lease release, polls)
   r.idle_rss_kb = status_kb(d.pid(), "VmRSS:");
   r.idle_hwm_kb = status_kb(d.pid(), "VmHWM:");
-  auto cpu_threads0 = cpu_by_thread_name(d.pid());
   const std::string daemon_tasks = "/proc/" + std::to_string(d.pid()) + "/task";
-  auto wait0 = core_wait_by_thread_name(daemon_tasks);
-  auto self_wait0 = core_wait_by_thread_name("/proc/self/task");
+  auto daemon_threads0 = times_by_thread_name(daemon_tasks);
+  auto self_threads0 = times_by_thread_name("/proc/self/task");
   const double dcpu0 = process_cpu(d.pid()), scpu0 = self_cpu();
   const auto base = fake.request_count();
   const auto conns0 = fake.connections_accepted();
@@ -588,7 +586,6 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
   // run (this thread in wait4) does not pay. t1 is the fake's own time of the last request, so the poll's
   // period bounds only the progress marks' resolution: every 5 ms, not 0.5, as each wake-up of this thread
   // takes a core from the daemon or the fake (it waited for one about 0.1 s per 100,000 at 0.5 ms).
-  constexpr auto kPoll = std::chrono::milliseconds(5);
   const auto deadline = t_post + std::chrono::seconds(timeout_s);
   // When the fake's count first reached each tenth of N (and 1% and 99%): start-up, steady rate and tail.
   const std::vector<double> marks = {0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99};
@@ -609,11 +606,13 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
   r.hwm_kb = status_kb(d.pid(), "VmHWM:");
   r.daemon_cpu = process_cpu(d.pid()) - dcpu0;
   r.fake_cpu = self_cpu() - scpu0;
-  auto cpu_threads1 = cpu_by_thread_name(d.pid());
-  for (auto& [k, v] : cpu_threads1) r.cpu_by_thread[k] = v - cpu_threads0[k];
-  for (auto& [k, v] : core_wait_by_thread_name(daemon_tasks)) r.core_wait_by_thread[k] = v - wait0[k];
-  for (auto& [k, v] : core_wait_by_thread_name("/proc/self/task")) {
-    r.core_wait_by_thread[k == "fake-h2" ? "the fake" : "(bench's own threads)"] += v - self_wait0[k];
+  for (auto& [k, v] : times_by_thread_name(daemon_tasks)) {
+    r.cpu_by_thread[k] = v.cpu - daemon_threads0[k].cpu;
+    r.core_wait_by_thread[k] = v.core_wait - daemon_threads0[k].core_wait;
+  }
+  for (auto& [k, v] : times_by_thread_name("/proc/self/task")) {
+    r.core_wait_by_thread[k == "fake-h2" ? "the fake" : "(bench's own threads)"] +=
+        v.core_wait - self_threads0[k].core_wait;
   }
   r.max_rss_kb = sampler->max_rss_kb();
   sampler.reset();
@@ -632,7 +631,8 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
 void report_fanout(const FanoutResult& r, std::uint64_t n) {
   std::printf("  POST -> 201: %.1f ms; POST -> first request at the fake: %.1f ms\n", r.post_ms,
               r.first_request_ms);
-  std::printf("  answered by (ms after the POST, polled every 5 ms):");
+  std::printf("  answered by (ms after the POST, polled every %lld ms):",
+              static_cast<long long>(kPoll.count()));
   for (const auto& [fraction, ms] : r.progress_ms) std::printf(" %g%% %.0f", fraction * 100, ms);
   std::printf("\n");
   std::printf("  fake answered %llu of %llu in %.3f s%s\n", static_cast<unsigned long long>(r.answered),
