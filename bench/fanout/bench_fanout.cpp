@@ -200,7 +200,8 @@ long status_kb(pid_t pid, const char* key) {
 }
 
 // utime+stime in seconds of a /proc stat file; comm into *comm.
-double stat_cpu(const std::string& path, std::string* comm = nullptr) {
+// Seconds of CPU (user and kernel) from a stat file; `sys`, when given, gets the kernel part.
+double stat_cpu(const std::string& path, std::string* comm = nullptr, double* sys = nullptr) {
   std::ifstream in(path);
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto l = s.find('('), r = s.rfind(')');
@@ -213,7 +214,9 @@ double stat_cpu(const std::string& path, std::string* comm = nullptr) {
     if (i == 14) ut = std::stoull(field);
     if (i == 15) st = std::stoull(field);
   }
-  return static_cast<double>(ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  const auto ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  if (sys) *sys = static_cast<double>(st) / ticks;
+  return static_cast<double>(ut + st) / ticks;
 }
 
 double process_cpu(pid_t pid) { return stat_cpu("/proc/" + std::to_string(pid) + "/stat"); }
@@ -222,6 +225,7 @@ double process_cpu(pid_t pid) { return stat_cpu("/proc/" + std::to_string(pid) +
 // sharing two cores between the daemon's threads, the fake and the host).
 struct ThreadTimes {
   double cpu = 0;
+  double sys = 0;  // the kernel's part of cpu
   double core_wait = 0;
 };
 
@@ -231,11 +235,13 @@ std::map<std::string, ThreadTimes> times_by_thread_name(const std::string& task_
   std::error_code ec;
   for (auto& e : fs::directory_iterator(task_dir, ec)) {
     std::string comm;
-    const double cpu = stat_cpu(e.path() / "stat", &comm);
+    double sys = 0;
+    const double cpu = stat_cpu(e.path() / "stat", &comm, &sys);
     unsigned long long run_ns = 0, wait_ns = 0;
     std::ifstream(e.path() / "schedstat") >> run_ns >> wait_ns;
     auto& t = out[comm];
     t.cpu += cpu;
+    t.sys += sys;
     t.core_wait += static_cast<double>(wait_ns) / 1e9;
   }
   return out;
@@ -552,6 +558,7 @@ struct FanoutResult {
   long hwm_kb = 0, max_rss_kb = 0, idle_rss_kb = 0, idle_hwm_kb = 0;
   double daemon_cpu = 0, fake_cpu = 0;
   std::map<std::string, double> cpu_by_thread;
+  std::map<std::string, double> sys_by_thread;        // the kernel's part of cpu_by_thread
   std::map<std::string, double> core_wait_by_thread;  // the daemon's threads, the fake's, the bench's
   std::uint64_t connections = 0;
   std::uint64_t base = 0;                              // the fake's count before the POST
@@ -608,6 +615,7 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
   r.fake_cpu = self_cpu() - scpu0;
   for (auto& [k, v] : times_by_thread_name(daemon_tasks)) {
     r.cpu_by_thread[k] = v.cpu - daemon_threads0[k].cpu;
+    r.sys_by_thread[k] = v.sys - daemon_threads0[k].sys;
     r.core_wait_by_thread[k] = v.core_wait - daemon_threads0[k].core_wait;
   }
   for (auto& [k, v] : times_by_thread_name("/proc/self/task")) {
@@ -649,9 +657,9 @@ void report_fanout(const FanoutResult& r, std::uint64_t n) {
       r.daemon_cpu, r.daemon_cpu * 1e6 / static_cast<double>(std::max<std::uint64_t>(r.answered, 1)),
       100.0 * r.daemon_cpu / r.seconds, r.fake_cpu,
       r.fake_cpu * 1e6 / static_cast<double>(std::max<std::uint64_t>(r.answered, 1)));
-  std::printf("  daemon CPU by thread name:");
+  std::printf("  daemon CPU by thread name (of which in the kernel):");
   for (auto& [k, v] : r.cpu_by_thread) {
-    if (v >= 0.005) std::printf(" %s %.2f s;", k.c_str(), v);
+    if (v >= 0.005) std::printf(" %s %.2f s (%.2f);", k.c_str(), v, r.sys_by_thread.at(k));
   }
   std::printf("\n  waiting for a core (runnable, not running):");
   for (auto& [k, v] : r.core_wait_by_thread) {

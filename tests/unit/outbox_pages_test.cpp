@@ -4,17 +4,21 @@
 // process comes back as pending rows with the same apns-ids.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon/model/sid.hpp"
 #include "daemon/store/sqlite/delivery_page.hpp"
 #include "daemon/store/sqlite/sqlite_db.hpp"
 #include "daemon/store/sqlite/sqlite_store.hpp"
+#include "tests/support/writer_gate.hpp"
 
 namespace notifyd::sqlite {
 namespace {
@@ -189,6 +193,42 @@ TEST_F(OutboxPagesTest, AResolvedPageIsOneRowAndItsDeliveriesHaveNone) {
   auto per = store_->pending_per_notification().value();
   ASSERT_EQ(per.size(), 1u);
   EXPECT_EQ(per[0], std::make_pair(notification_.seq, std::int64_t{10}));
+}
+
+// Two pages waiting for the writer at once are committed one by one, so that the first is answered without
+// waiting for the second's rows; small writes waiting beside them still share one commit (group commit).
+TEST_F(OutboxPagesTest, APageCommitsOnItsOwnWhileSmallWritesShareACommit) {
+  // Hold the writer inside a write, so that the pages and the small writes below queue up behind it.
+  test::WriterGate gate(*store_, kAccount, service_.sid);
+  ASSERT_TRUE(gate.wait_entered());
+
+  // Both pages first, then the small writes (the pauses order them in the writer's queue).
+  std::vector<std::future<ResolvedPage>> pages;
+  for (int i = 0; i < 2; ++i) {
+    pages.push_back(std::async(std::launch::async, [&] { return resolve(4); }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  constexpr int kSmallWrites = 6;
+  std::vector<std::future<bool>> small;
+  for (int i = 0; i < kSmallWrites; ++i) {
+    small.push_back(std::async(std::launch::async, [&] { return add_service(kAccount).sid.size() == 34; }));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto commits_before = store_->commit_count();
+  gate.open();
+
+  ASSERT_TRUE(gate.result().has_value());
+  std::set<std::int64_t> resolved;
+  for (auto& f : pages) {
+    auto page = f.get();
+    EXPECT_EQ(page.deliveries.size(), 4u);
+    for (const auto& d : page.deliveries) resolved.insert(d.page_seq * 100 + d.page_index);
+  }
+  EXPECT_EQ(resolved.size(), 8u);  // two distinct pages of four
+  for (auto& f : small) EXPECT_TRUE(f.get());
+  // The gate's write, each page's, and one for the small writes.
+  EXPECT_EQ(store_->commit_count() - commits_before, 4u);
+  EXPECT_EQ(resolve(100).deliveries.size(), 2u);  // the pages took 8 of the 10 bindings
 }
 
 TEST_F(OutboxPagesTest, DeliveredEntriesLeaveNoRowRetriesAndFailuresGetOne) {

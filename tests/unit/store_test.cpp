@@ -19,6 +19,7 @@
 #include "daemon/store/sqlite/migrations.hpp"
 #include "daemon/store/sqlite/sqlite_db.hpp"
 #include "daemon/store/sqlite/sqlite_store.hpp"
+#include "tests/support/writer_gate.hpp"
 
 namespace notifyd::sqlite {
 namespace {
@@ -853,28 +854,8 @@ TEST_F(StoreTest, FailingWriteInABatchDoesNotUndoTheOthers) {
   ASSERT_TRUE(store_->insert_credential(existing_cred).has_value());
 
   // Hold the writer inside a batch so the writes below queue up and are committed together.
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::promise<void> gate_entered;
-  auto gate = std::async(std::launch::async, [&] {
-    return store_->update_service(kAccountA, gate_service.sid, [&](ServiceRecord& s) -> Status {
-      gate_entered.set_value();
-      released.wait();
-      s.friendly_name = "gate passed";
-      return {};
-    });
-  });
-  // Whatever happens below, the gate opens before `gate` is destroyed (which waits for it).
-  struct Opener {
-    std::promise<void>& promise;
-    bool opened = false;
-    void open() {
-      if (!opened) promise.set_value();
-      opened = true;
-    }
-    ~Opener() { open(); }
-  } opener{release};
-  ASSERT_EQ(gate_entered.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  test::WriterGate gate(*store_, kAccountA, gate_service.sid);
+  ASSERT_TRUE(gate.wait_entered());
 
   constexpr int kWriters = 24;
   std::vector<std::future<bool>> inserts;
@@ -904,9 +885,9 @@ TEST_F(StoreTest, FailingWriteInABatchDoesNotUndoTheOthers) {
   // Let the writers enqueue behind the gate (correctness below does not depend on this delay).
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const auto commits_before = store_->commit_count();
-  opener.open();
+  gate.open();
 
-  auto gate_result = gate.get();
+  auto gate_result = gate.result();
   ASSERT_TRUE(gate_result.has_value());
   for (auto& f : inserts) EXPECT_TRUE(f.get());
   for (auto& f : failing_updates) {

@@ -189,9 +189,16 @@ Page<T> run_page_query(Db& db, const std::string& table, const char* columns, st
   return out;
 }
 
+// How a write shares a commit. Most writes are small, and one commit serves every write waiting for it
+// (group commit). A large one, a fan-out page of thousands of rows, commits on its own: grouped with the
+// next page, it made its caller wait for that page's rows too (about 12 ms of idle senders early in a
+// fan-out, bench/README).
+enum class Commit { grouped, alone };
+
 struct WriteJob {
   std::function<bool(Db&)> run;                // true: keep its changes
   std::function<void(bool committed)> finish;  // after the batch's COMMIT (or its failure)
+  Commit commit = Commit::grouped;
 };
 
 }  // namespace
@@ -217,7 +224,7 @@ struct SqliteStore::Impl {
 
   // Runs `fn` in the next group commit and waits until that commit is durable (or failed).
   template <class T>
-  Result<T> write(const std::function<Result<T>(Db&)>& fn) {
+  Result<T> write(const std::function<Result<T>(Db&)>& fn, Commit commit = Commit::grouped) {
     std::optional<Result<T>> out;
     std::mutex done_mu;
     std::condition_variable done_cv;
@@ -238,7 +245,8 @@ struct SqliteStore::Impl {
                    std::lock_guard lk(done_mu);
                    done = true;
                    done_cv.notify_one();
-                 }};
+                 },
+                 commit};
     {
       std::lock_guard lk(queue_mu);
       if (stopping) return internal_error("The store is closing");
@@ -284,8 +292,11 @@ void SqliteStore::Impl::writer_loop() {
       queue_cv.wait(lk, [&] { return stopping || !queue.empty(); });
       if (queue.empty()) return;  // stopping, and every queued write is done
       while (!queue.empty() && batch.size() < options.max_batch) {
+        // A write that commits alone ends the batch before it, or is the whole batch when it comes first.
+        if (queue.front().commit == Commit::alone && !batch.empty()) break;
         batch.push_back(std::move(queue.front()));
         queue.pop_front();
+        if (batch.back().commit == Commit::alone) break;
       }
     }
     Db& db = *writer_db;
@@ -873,7 +884,7 @@ Result<NotificationRecord> SqliteStore::find_notification(std::int64_t seq) {
 
 Result<ResolvedPage> SqliteStore::resolve_page(std::int64_t notification_seq, const BindingFilter& filter,
                                                std::size_t page_size) {
-  return impl_->write<ResolvedPage>([&](Db& db) -> Result<ResolvedPage> {
+  auto resolve = [&](Db& db) -> Result<ResolvedPage> {
     auto& ns = db.prepare(
         "SELECT account_sid, service_sid, resolve_cursor, resolved, sid FROM notifications WHERE seq = ?");
     ns.bind(1, notification_seq);
@@ -960,7 +971,8 @@ Result<ResolvedPage> SqliteStore::resolve_page(std::int64_t notification_seq, co
         .bind(4, notification_seq)
         .run();
     return page;
-  });
+  };
+  return impl_->write<ResolvedPage>(resolve, Commit::alone);
 }
 
 Result<std::vector<DeliveryRecord>> SqliteStore::claim_due_deliveries(std::int64_t now_ms, std::size_t limit,
