@@ -247,6 +247,31 @@ std::map<std::string, ThreadTimes> times_by_thread_name(const std::string& task_
   return out;
 }
 
+// The host's CPU seconds, every core, process and kernel thread (/proc/stat): busy, and idle (with iowait).
+// Beside the daemon's and this process's own CPU it shows whether the cores were saturated, and what else
+// (other tenants, kernel threads such as the journal's) took them.
+struct HostCpu {
+  double busy = 0, idle = 0;
+};
+
+HostCpu host_cpu() {
+  std::ifstream in("/proc/stat");
+  std::string label;
+  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  in >> label >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  const auto ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return {static_cast<double>(user + nice + system + irq + softirq + steal) / ticks,
+          static_cast<double>(idle + iowait) / ticks};
+}
+
+void print_host_cpu(const HostCpu& from, const HostCpu& to, double measured, const char* measured_what) {
+  const double busy = to.busy - from.busy, idle = to.idle - from.idle;
+  std::printf(
+      "  host CPU (all cores, /proc/stat, 10 ms ticks): busy %.2f s, idle %.2f s; %s %.2f s, the rest %.2f "
+      "s\n",
+      busy, idle, measured_what, measured, busy - measured);
+}
+
 double self_cpu() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -557,6 +582,7 @@ struct FanoutResult {
   double seconds = 0, post_ms = 0, first_request_ms = 0;
   long hwm_kb = 0, max_rss_kb = 0, idle_rss_kb = 0, idle_hwm_kb = 0;
   double daemon_cpu = 0, fake_cpu = 0;
+  HostCpu host0, host1;  // at the POST and at the last answer
   std::map<std::string, double> cpu_by_thread;
   std::map<std::string, double> sys_by_thread;        // the kernel's part of cpu_by_thread
   std::map<std::string, double> core_wait_by_thread;  // the daemon's threads, the fake's, the bench's
@@ -583,6 +609,7 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
   cap.reset();
   std::optional<Sampler> sampler(std::in_place, d.pid(), fake, base, a.progress);
 
+  r.host0 = host_cpu();
   const auto t0 = Clock::now();
   auto resp = client.post_form("/v1/Services/" + service + "/Notifications", {{"Tag", tag}, {"Body", "hi"}});
   const auto t_post = Clock::now();
@@ -608,6 +635,7 @@ FanoutResult notify(const Args& a, Daemon& d, test::FakeH2Server& fake, Capture&
     if (count >= n || now >= deadline) break;
     std::this_thread::sleep_for(kPoll);
   }
+  r.host1 = host_cpu();
   r.complete = fake.request_count() - base >= n;
   const auto t1 = r.complete ? fake.last_request_at() : Clock::now();
   r.hwm_kb = status_kb(d.pid(), "VmHWM:");
@@ -665,7 +693,9 @@ void report_fanout(const FanoutResult& r, std::uint64_t n) {
   for (auto& [k, v] : r.core_wait_by_thread) {
     if (v >= 0.005) std::printf(" %s %.2f s;", k.c_str(), v);
   }
-  std::printf("\n  connections the daemon opened to the fake: %llu\n",
+  std::printf("\n");
+  print_host_cpu(r.host0, r.host1, r.daemon_cpu + r.fake_cpu, "the daemon's and this process's");
+  std::printf("  connections the daemon opened to the fake: %llu\n",
               static_cast<unsigned long long>(r.connections));
 }
 
@@ -899,7 +929,9 @@ int run(const Args& a) {
       auto base = fake.request_count();
       cap.reset();
       const double scpu0 = self_cpu();
+      const HostCpu host0 = host_cpu();
       auto h = run_h2load(a, *daemon_request, fake.url(), dir, a.n, c, a.h2load_m);
+      const HostCpu host1 = host_cpu();
       const double fake_cpu = self_cpu() - scpu0;  // this process waits in wait4 meanwhile: the fake's
       std::printf("  %s\n", h.command.c_str());
       auto counted = fake.request_count() - base;
@@ -912,6 +944,7 @@ int run(const Args& a) {
       std::printf(
           "  fake (this process) CPU %.2f s (%.1f us/req): its cost for h2load's identical requests\n",
           fake_cpu, fake_cpu * 1e6 / static_cast<double>(a.n));
+      print_host_cpu(host0, host1, h.cpu + fake_cpu, "h2load's and this process's");
       print_request("h2load", cap.get());
       if (!h.ok || h.succeeded != a.n || counted != a.n) {
         std::printf("  FAIL: h2load did not complete %llu requests. Its output:\n%s\n",

@@ -231,6 +231,44 @@ TEST_F(OutboxPagesTest, APageCommitsOnItsOwnWhileSmallWritesShareACommit) {
   EXPECT_EQ(resolve(100).deliveries.size(), 2u);  // the pages took 8 of the 10 bindings
 }
 
+// The fan-out's bookkeeping (a page, its outcomes, a claim) commits without syncing the WAL; an API write
+// syncs, and so does a commit it shares with bookkeeping. Either is committed: another connection reads it.
+TEST_F(OutboxPagesTest, BookkeepingCommitsDoNotSyncAndApiWritesDo) {
+  const auto commits0 = store_->commit_count(), synced0 = store_->synced_commit_count();
+  auto page = resolve(4);
+  ASSERT_EQ(page.deliveries.size(), 4u);
+  DeliveryOutcomes done;
+  done.page_done.push_back({page.deliveries[0].page_seq, 0});
+  ASSERT_TRUE(store_->record_outcomes(done));
+  EXPECT_TRUE(store_->claim_due_deliveries(1, 10, 60000).has_value());
+  EXPECT_EQ(store_->commit_count() - commits0, 3u);
+  EXPECT_EQ(store_->synced_commit_count() - synced0, 0u);
+  EXPECT_EQ(count("SELECT remaining FROM delivery_pages"), 3);  // committed, seen by another connection
+
+  add_service(kAccount);
+  EXPECT_EQ(store_->commit_count() - commits0, 4u);
+  EXPECT_EQ(store_->synced_commit_count() - synced0, 1u);
+
+  // Outcomes sharing a commit with an API write: that commit syncs.
+  {
+    test::WriterGate gate(*store_, kAccount, service_.sid);
+    ASSERT_TRUE(gate.wait_entered());
+    DeliveryOutcomes more;
+    more.page_done.push_back({page.deliveries[1].page_seq, 1});
+    auto outcomes = std::async(std::launch::async, [&] { return store_->record_outcomes(more).has_value(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto api = std::async(std::launch::async, [&] { return add_service(kAccount).sid.size() == 34; });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const auto commits1 = store_->commit_count(), synced1 = store_->synced_commit_count();
+    ASSERT_TRUE(gate.result().has_value());
+    EXPECT_TRUE(outcomes.get());
+    EXPECT_TRUE(api.get());
+    EXPECT_EQ(store_->commit_count() - commits1, 2u);  // the gate's, then the outcomes' with the API write's
+    EXPECT_EQ(store_->synced_commit_count() - synced1, 2u);
+  }
+  EXPECT_EQ(count("SELECT remaining FROM delivery_pages"), 2);
+}
+
 TEST_F(OutboxPagesTest, DeliveredEntriesLeaveNoRowRetriesAndFailuresGetOne) {
   auto page = resolve(10);
   ASSERT_EQ(page.deliveries.size(), 10u);

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
 #include <condition_variable>
@@ -195,10 +196,19 @@ Page<T> run_page_query(Db& db, const std::string& table, const char* columns, st
 // fan-out, bench/README).
 enum class Commit { grouped, alone };
 
+// What a write's commit must survive before its caller is answered. An API write, and so every 2xx, survives
+// power loss: its commit syncs the WAL (synchronous=FULL). The fan-out's bookkeeping (resolved pages,
+// outcomes, leases) survives the process, which is what keeps a delivery from being sent twice after a crash:
+// it is in the WAL at once, and on the disk with the next synced commit or checkpoint (the checkpointer's, at
+// most 200 ms later). A power loss before then sends those deliveries again; none is lost. Sparing the sync
+// spares the writer a wait, and the cores the journal's work, about 70 times per 100,000 deliveries.
+enum class Survives { power_loss, process_crash };
+
 struct WriteJob {
   std::function<bool(Db&)> run;                // true: keep its changes
   std::function<void(bool committed)> finish;  // after the batch's COMMIT (or its failure)
   Commit commit = Commit::grouped;
+  Survives survives = Survives::power_loss;
 };
 
 }  // namespace
@@ -206,12 +216,14 @@ struct WriteJob {
 struct SqliteStore::Impl {
   SqliteOptions options;
   std::unique_ptr<Db> writer_db;
+  bool commits_synced = true;  // writer_db's synchronous setting (the writer thread's only)
   std::mutex queue_mu;
   std::condition_variable queue_cv;
   std::deque<WriteJob> queue;
   bool stopping = false;
   std::thread writer;
   std::atomic<std::uint64_t> commits{0};
+  std::atomic<std::uint64_t> synced_commits{0};
   // WAL checkpoints run on their own thread and connection, so no commit waits for one.
   std::thread checkpointer;
   std::condition_variable checkpoint_cv;
@@ -224,7 +236,8 @@ struct SqliteStore::Impl {
 
   // Runs `fn` in the next group commit and waits until that commit is durable (or failed).
   template <class T>
-  Result<T> write(const std::function<Result<T>(Db&)>& fn, Commit commit = Commit::grouped) {
+  Result<T> write(const std::function<Result<T>(Db&)>& fn, Commit commit = Commit::grouped,
+                  Survives survives = Survives::power_loss) {
     std::optional<Result<T>> out;
     std::mutex done_mu;
     std::condition_variable done_cv;
@@ -246,7 +259,7 @@ struct SqliteStore::Impl {
                    done = true;
                    done_cv.notify_one();
                  },
-                 commit};
+                 commit, survives};
     {
       std::lock_guard lk(queue_mu);
       if (stopping) return internal_error("The store is closing");
@@ -302,6 +315,13 @@ void SqliteStore::Impl::writer_loop() {
     Db& db = *writer_db;
     bool committed = false;
     try {
+      // One job that must survive power loss makes the whole commit synced.
+      const bool sync = std::any_of(batch.begin(), batch.end(),
+                                    [](const WriteJob& j) { return j.survives == Survives::power_loss; });
+      if (sync != commits_synced) {
+        db.exec(sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+        commits_synced = sync;
+      }
       db.prepare("BEGIN IMMEDIATE").run();
       for (auto& job : batch) {
         db.prepare("SAVEPOINT w").run();
@@ -315,6 +335,7 @@ void SqliteStore::Impl::writer_loop() {
       db.prepare("COMMIT").run();
       committed = true;
       commits.fetch_add(1, std::memory_order_relaxed);
+      if (sync) synced_commits.fetch_add(1, std::memory_order_relaxed);
     } catch (const std::exception& e) {
       store_log()->error("group commit of {} writes failed: {}", batch.size(), e.what());
       try {
@@ -385,6 +406,10 @@ SqliteStore::~SqliteStore() {
 }
 
 std::uint64_t SqliteStore::commit_count() const { return impl_->commits.load(std::memory_order_relaxed); }
+
+std::uint64_t SqliteStore::synced_commit_count() const {
+  return impl_->synced_commits.load(std::memory_order_relaxed);
+}
 
 // ---- credentials
 
@@ -972,12 +997,12 @@ Result<ResolvedPage> SqliteStore::resolve_page(std::int64_t notification_seq, co
         .run();
     return page;
   };
-  return impl_->write<ResolvedPage>(resolve, Commit::alone);
+  return impl_->write<ResolvedPage>(resolve, Commit::alone, Survives::process_crash);
 }
 
 Result<std::vector<DeliveryRecord>> SqliteStore::claim_due_deliveries(std::int64_t now_ms, std::size_t limit,
                                                                       std::int64_t lease_ms) {
-  return impl_->write<std::vector<DeliveryRecord>>([&](Db& db) -> Result<std::vector<DeliveryRecord>> {
+  auto claim = [&](Db& db) -> Result<std::vector<DeliveryRecord>> {
     auto& q =
         db.prepare(std::string("SELECT ") + kDeliveryColumns +
                    " FROM deliveries WHERE state = 0 AND next_attempt_ms <= ? ORDER BY next_attempt_ms, seq "
@@ -993,7 +1018,8 @@ Result<std::vector<DeliveryRecord>> SqliteStore::claim_due_deliveries(std::int64
       lease.reset();
     }
     return out;
-  });
+  };
+  return impl_->write<std::vector<DeliveryRecord>>(claim, Commit::grouped, Survives::process_crash);
 }
 
 namespace {
@@ -1026,7 +1052,7 @@ void settle_page_entries(Db& db, std::int64_t page_seq, std::span<const std::uin
 }  // namespace
 
 Status SqliteStore::record_outcomes(DeliveryOutcomes outcomes) {
-  return impl_->write<void>([&](Db& db) -> Status {
+  auto record = [&](Db& db) -> Status {
     auto& s = db.prepare(
         "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_ms = ?, last_reason = ?, "
         "provider_status = ?, "
@@ -1047,7 +1073,8 @@ Status SqliteStore::record_outcomes(DeliveryOutcomes outcomes) {
     for (const auto& e : outcomes.page_done) by_page[e.page_seq].push_back(e.page_index);
     for (const auto& [page_seq, indexes] : by_page) settle_page_entries(db, page_seq, indexes);
     return {};
-  });
+  };
+  return impl_->write<void>(record, Commit::grouped, Survives::process_crash);
 }
 
 namespace {

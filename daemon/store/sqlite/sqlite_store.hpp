@@ -62,6 +62,9 @@ class SqliteStore final : public Store {
 
   // Commits made so far (each may hold many writes): lets tests and benchmarks see the grouping.
   std::uint64_t commit_count() const;
+  // Those of them that synced the WAL (synchronous=FULL): every commit holding an API write; not those of
+  // the fan-out's bookkeeping alone, which survive a crash of the process but not a power loss.
+  std::uint64_t synced_commit_count() const;
 
  private:
   struct Impl;
