@@ -202,7 +202,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   asio::any_io_executor strand;  // make_strand_executor
   DispatcherDeps deps;
   DispatcherOptions options;
-  asio::thread_pool store_pool;
+  // Store calls run off the strand. A write holds its thread until the store's one writer thread has
+  // committed it (a page, a claim, a batch of outcomes); reads have threads of their own, so they never queue
+  // behind those: at a fan-out's start the pages, claims and outcome flushes held all four store threads,
+  // and the first deliveries' context and credential reads waited 12-16 ms for one (bench/README, ninth
+  // round).
+  asio::thread_pool store_pool;  // writes
+  asio::thread_pool read_pool;
   asio::steady_timer schedule_timer;
   asio::steady_timer resolve_timer;
   asio::steady_timer flush_timer;
@@ -253,15 +259,21 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         deps(std::move(d)),
         options(o),
         store_pool(o.store_threads),
+        read_pool(std::max(1u, o.store_read_threads)),
         schedule_timer(strand),
         resolve_timer(strand),
         flush_timer(strand),
         room_timer(strand) {}
 
-  // Runs a blocking store call on the store pool and resumes on the strand.
+  // Runs a blocking store write on the store pool and resumes on the strand.
   template <class T>
   asio::awaitable<T> on_store(const std::function<T()>& fn) {
     co_return co_await asio::co_spawn(store_pool, call<T>(fn), asio::use_awaitable);
+  }
+  // The same for a store read, on the read pool.
+  template <class T>
+  asio::awaitable<T> on_store_read(const std::function<T()>& fn) {
+    co_return co_await asio::co_spawn(read_pool, call<T>(fn), asio::use_awaitable);
   }
 
   void spawn(asio::awaitable<void> coroutine, const char* what) {
@@ -302,7 +314,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       std::function<Result<std::vector<NotificationRecord>>()> store_call_1 = [this] {
         return deps.store.unresolved_notifications(8);
       };
-      auto list = co_await on_store<Result<std::vector<NotificationRecord>>>(store_call_1);
+      auto list = co_await on_store_read<Result<std::vector<NotificationRecord>>>(store_call_1);
       if (!list) fanout_log()->error("reading unresolved notifications: {}", list.error().message);
       if (!list || list->empty()) {
         co_await sleep(resolve_timer, resolve_woken, options.idle_poll);
@@ -573,7 +585,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     std::function<Result<NotificationRecord>()> store_call_4 = [this, seq] {
       return deps.store.find_notification(seq);
     };
-    auto record = co_await on_store<Result<NotificationRecord>>(store_call_4);
+    auto record = co_await on_store_read<Result<NotificationRecord>>(store_call_4);
     if (!record) co_return nullptr;
     auto ctx = std::make_shared<NotificationContext>();
     ctx->record = *record;
@@ -587,7 +599,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
     std::function<Result<ServiceRecord>()> store_call_5 =
         [this, a = record->account_sid, s = record->service_sid] { return deps.store.find_service(a, s); };
-    auto service = co_await on_store<Result<ServiceRecord>>(store_call_5);
+    auto service = co_await on_store_read<Result<ServiceRecord>>(store_call_5);
     if (service) ctx->service = *service;
     if (contexts.size() >= 1024) contexts.clear();  // those in use live on in their deliveries
     contexts.emplace(seq, ctx);
@@ -627,7 +639,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     std::function<Result<CredentialRecord>()> store_call_6 = [this, account_sid, sid] {
       return deps.store.find_credential(account_sid, sid);
     };
-    auto found = co_await on_store<Result<CredentialRecord>>(store_call_6);
+    auto found = co_await on_store_read<Result<CredentialRecord>>(store_call_6);
     std::shared_ptr<const CredentialRecord> c;
     if (found) c = std::make_shared<const CredentialRecord>(std::move(*found));
     credentials[sid] = {c, now};
@@ -1071,7 +1083,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       if (stopping && in_flight == 0 && pending_outcomes.empty()) break;
       if (Clock::now() - counted_at >= std::chrono::seconds(1)) {  // queue depth, for STATUS= and metrics
         counted_at = Clock::now();
-        auto depth = co_await on_store<Result<std::int64_t>>(count_pending);
+        auto depth = co_await on_store_read<Result<std::int64_t>>(count_pending);
         if (depth) bump([d = *depth](DispatcherStats& st) { st.queue_depth = d; });
       }
       co_await sleep(flush_timer, woken, options.flush_interval);
@@ -1138,7 +1150,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
 Dispatcher::Dispatcher(asio::any_io_executor executor, DispatcherDeps deps, DispatcherOptions options)
     : impl_(std::make_shared<Impl>(std::move(executor), std::move(deps), options)) {}
 
-Dispatcher::~Dispatcher() { impl_->store_pool.join(); }
+Dispatcher::~Dispatcher() {
+  impl_->store_pool.join();
+  impl_->read_pool.join();
+}
 
 void Dispatcher::start() {
   auto impl = impl_;
@@ -1158,8 +1173,9 @@ void Dispatcher::start() {
           }
           std::function<Result<std::vector<std::pair<std::int64_t, std::int64_t>>>()> count_pending =
               [s = self.get()] { return s->deps.store.pending_per_notification(); };
-          auto pending = co_await self->on_store<Result<std::vector<std::pair<std::int64_t, std::int64_t>>>>(
-              count_pending);
+          auto pending =
+              co_await self->on_store_read<Result<std::vector<std::pair<std::int64_t, std::int64_t>>>>(
+                  count_pending);
           if (pending) {
             for (auto [seq, count] : *pending) {
               auto& p = self->progress[seq];

@@ -41,7 +41,10 @@ struct DispatcherOptions {
   std::chrono::milliseconds max_backoff{300000};
   std::chrono::milliseconds park_retry{
       60000};  // a parked credential's deliveries are looked at again after it
+  // Threads for store writes (each waits there for the store's writer thread), and for store reads, which
+  // never wait behind those writes.
   unsigned store_threads = 4;
+  unsigned store_read_threads = 2;
 };
 
 // Counts of one channel (binding type), for metrics.

@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -123,8 +124,9 @@ transport::DeliveryResult result(Outcome o, int status = 0, std::string reason =
 
 const std::string kAccount = "AC" + std::string(32, 'a');
 
-// The store, with find_notification slowed down (a read of a notification's context comes back late) and
-// the size of every page asked for recorded.
+// The store, with find_notification slowed down (a read of a notification's context comes back late), the
+// size of every page asked for recorded, and writes (pages, claims, outcomes) held on demand, as the store's
+// one writer thread holds them while it is busy.
 class ObservedStore final : public Store {
  public:
   explicit ObservedStore(Store& inner, std::chrono::milliseconds notification_read_delay = {})
@@ -132,6 +134,21 @@ class ObservedStore final : public Store {
   std::vector<std::size_t> page_sizes() const {
     std::lock_guard lk(mu_);
     return page_sizes_;
+  }
+  void hold_writes() {
+    std::lock_guard lk(mu_);
+    writes_held_ = true;
+  }
+  void release_writes() {
+    {
+      std::lock_guard lk(mu_);
+      writes_held_ = false;
+    }
+    released_.notify_all();
+  }
+  std::size_t writes_waiting() const {
+    std::lock_guard lk(mu_);
+    return writes_waiting_;
   }
   Result<NotificationRecord> find_notification(std::int64_t seq) override {
     std::this_thread::sleep_for(delay_);
@@ -191,13 +208,18 @@ class ObservedStore final : public Store {
       std::lock_guard lk(mu_);
       page_sizes_.push_back(size);
     }
+    wait_while_held();
     return s_.resolve_page(seq, f, size);
   }
   Result<std::vector<DeliveryRecord>> claim_due_deliveries(std::int64_t now, std::size_t limit,
                                                            std::int64_t lease) override {
+    wait_while_held();
     return s_.claim_due_deliveries(now, limit, lease);
   }
-  Status record_outcomes(DeliveryOutcomes o) override { return s_.record_outcomes(std::move(o)); }
+  Status record_outcomes(DeliveryOutcomes o) override {
+    wait_while_held();
+    return s_.record_outcomes(std::move(o));
+  }
   Result<std::int64_t> release_leases() override { return s_.release_leases(); }
   Result<std::vector<std::pair<std::int64_t, std::int64_t>>> pending_per_notification() override {
     return s_.pending_per_notification();
@@ -209,10 +231,20 @@ class ObservedStore final : public Store {
   }
 
  private:
+  void wait_while_held() {  // bounded: a failing test must not hang
+    std::unique_lock lk(mu_);
+    ++writes_waiting_;
+    released_.wait_for(lk, std::chrono::seconds(30), [&] { return !writes_held_; });
+    --writes_waiting_;
+  }
+
   Store& s_;
   std::chrono::milliseconds delay_;
   mutable std::mutex mu_;
+  std::condition_variable released_;
   std::vector<std::size_t> page_sizes_;
+  bool writes_held_ = false;
+  std::size_t writes_waiting_ = 0;
 };
 
 class DispatcherTest : public ::testing::Test {
@@ -366,6 +398,37 @@ TEST_F(DispatcherTest, ResolvingANotificationPreparesTheServicesCredential) {
   while (transport_.prepared().empty() && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  EXPECT_EQ(transport_.prepared(), std::vector<std::string>{credential_.sid});
+}
+
+// Store reads never queue behind store writes waiting for the store's writer thread: with the one store
+// thread held by a write (the scheduler's claim), a new notification is still read, and its service's
+// credential read and prepared.
+TEST_F(DispatcherTest, ReadsDoNotWaitForAStoreThreadHeldByAWrite) {
+  add_binding("alice", {"t"});
+  ObservedStore observed(*store_);
+  observed.hold_writes();
+  DispatcherOptions o = fast_options();
+  o.store_threads = 1;
+  start_dispatcher(o, &observed);
+  auto held_by_claim = [&] {
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (observed.writes_waiting() == 0 && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return observed.writes_waiting() > 0;
+  };
+  ASSERT_TRUE(held_by_claim());
+  notify(to_tag("t"));
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (transport_.prepared().empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const bool prepared_while_held = !transport_.prepared().empty();
+  observed.release_writes();
+  EXPECT_TRUE(prepared_while_held) << "the reads waited for the store thread a write held";
+  EXPECT_TRUE(wait_for([](const DispatcherStats& s) { return s.delivered >= 1; }));
+  stop_dispatcher();  // before `observed` goes
   EXPECT_EQ(transport_.prepared(), std::vector<std::string>{credential_.sid});
 }
 
