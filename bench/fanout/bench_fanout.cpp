@@ -199,8 +199,7 @@ long status_kb(pid_t pid, const char* key) {
   return -1;
 }
 
-// utime+stime in seconds of a /proc stat file; comm into *comm.
-// Seconds of CPU (user and kernel) from a stat file; `sys`, when given, gets the kernel part.
+// utime+stime in seconds of a /proc stat file; comm into *comm, the kernel's part (stime) into *sys.
 double stat_cpu(const std::string& path, std::string* comm = nullptr, double* sys = nullptr) {
   std::ifstream in(path);
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -204,9 +204,9 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   DispatcherOptions options;
   // Store calls run off the strand. A write holds its thread until the store's one writer thread has
   // committed it (a page, a claim, a batch of outcomes); reads have threads of their own, so they never queue
-  // behind those: at a fan-out's start the pages, claims and outcome flushes held all four store threads,
-  // and the first deliveries' context and credential reads waited 12-16 ms for one (bench/README, ninth
-  // round).
+  // behind those. At a fan-out's start the pages, claims and outcome flushes can hold all four store
+  // threads; in one timed start-up the first deliveries' context and credential reads took 12-16 ms, most
+  // likely waiting for one (bench/README, ninth round).
   asio::thread_pool store_pool;  // writes
   asio::thread_pool read_pool;
   asio::steady_timer schedule_timer;
